@@ -12,6 +12,7 @@ from rxkube.controllers._apps import (
     AppsState,
     AppUpdated,
     ConfigProblem,
+    ConfigResolved,
     DeploymentRef,
     apply_deployment_event,
 )
@@ -82,6 +83,7 @@ __all__ = [  # noqa: RUF022
     "AutoscaledPod",
     "ConfigError",
     "ConfigProblem",
+    "ConfigResolved",
     "CreatePod",
     "DeletePod",
     "DeleteReason",

@@ -19,7 +19,9 @@ Rules (DESIGN section 4, "Bad input gets a clear error and loses nothing"; issue
    replays resolve the same way.
 4. Own ports: among the apps served, two asking one port are ordered by the same key; the later
    one is served on the shared listener only (port None) and gets a warning.
-5. Nothing is emitted before the first SYNCED (the complete initial list), so a start-up never
+5. When every problem reported for a Deployment is gone (fixed, or the Deployment withdrawn),
+   a `ConfigResolved` says so once, with the metric labels its problems were counted under.
+6. Nothing is emitted before the first SYNCED (the complete initial list), so a start-up never
    flaps between claimants; then lifecycle effects come out in a fixed order: removals, updates,
    additions, each sorted by app name. Other apps are never touched by one app's change.
 """
@@ -49,6 +51,7 @@ __all__ = [
     "AppUpdated",
     "AppsState",
     "ConfigProblem",
+    "ConfigResolved",
     "DeploymentRef",
     "apply_deployment_event",
 ]
@@ -114,7 +117,7 @@ class ConfigProblem:
     kept: AppSpec | None
 
     @property
-    def event_type(self) -> Literal["Warning", "Normal"]:
+    def event_type(self) -> Literal["Warning"]:
         return "Warning"
 
     @property
@@ -131,7 +134,20 @@ class ConfigProblem:
         return f"{self.error.message}; {outcome}"
 
 
-AppEffect: TypeAlias = AppAdded | AppUpdated | AppRemoved | ConfigProblem
+@dataclass(frozen=True, slots=True)
+class ConfigResolved:
+    """Every problem reported for `deployment` is gone: fixed, or the Deployment withdrawn.
+
+    `applications` are the metric labels its problems were counted under; once `withdrawn`,
+    those that are not served apps can have their series removed.
+    """
+
+    deployment: DeploymentRef
+    applications: tuple[str, ...]
+    withdrawn: bool
+
+
+AppEffect: TypeAlias = AppAdded | AppUpdated | AppRemoved | ConfigProblem | ConfigResolved
 
 
 ProblemKey: TypeAlias = tuple[str, str | None, str]
@@ -150,6 +166,8 @@ class _Candidate:
     """The problems of the object's latest parse."""
     reported: frozenset[ProblemKey] = frozenset()
     """The problems already emitted and still present (a problem is emitted once)."""
+    labels: frozenset[str] = frozenset()
+    """The `application` labels of the problems emitted since the last ConfigResolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +205,15 @@ def apply_deployment_event(
     candidates = dict(state.candidates)
 
     if event.type == "DELETED" or not is_app(obj):
-        if candidates.pop(ref.key, None) is None:
+        gone = candidates.pop(ref.key, None)
+        if gone is None:
             return state, ()
         reason: RemovalReason = "deleted" if event.type == "DELETED" else "opted-out"
-        return _resolve(state, candidates, {ref.key: reason})
+        state, effects = _resolve(state, candidates, {ref.key: reason})
+        if gone.labels and state.synced:
+            resolved = ConfigResolved(gone.ref, tuple(sorted(gone.labels)), withdrawn=True)
+            effects = (resolved, *effects)
+        return state, effects
 
     previous = candidates.get(ref.key)
     if previous is not None and previous.ref.uid != ref.uid:
@@ -216,7 +239,8 @@ def apply_deployment_event(
                 ConfigProblem(ref, label, error, "error", "InvalidConfiguration", last_good)
             )
     reported = previous.reported if previous is not None else frozenset()
-    candidates[ref.key] = _Candidate(ref, order, effective, tuple(problems), reported)
+    labels = previous.labels if previous is not None else frozenset()
+    candidates[ref.key] = _Candidate(ref, order, effective, tuple(problems), reported, labels)
     return _resolve(state, candidates, {})
 
 
@@ -281,17 +305,22 @@ def _resolve(
     for key in sorted(candidates):
         candidate = candidates[key]
         current = [*candidate.parse_problems, *conflicts.get(key, ())]
-        effects.extend(p for p in current if _key_of(p) not in candidate.reported)
+        new = [p for p in current if _key_of(p) not in candidate.reported]
+        effects.extend(new)
         reported = frozenset(_key_of(p) for p in current)
-        if reported != candidate.reported:
-            candidates[key] = replace(candidate, reported=reported)
+        labels = candidate.labels | {p.application for p in new}
+        if not current and candidate.reported:
+            effects.append(ConfigResolved(candidate.ref, tuple(sorted(labels)), withdrawn=False))
+            labels = frozenset()
+        if (reported, labels) != (candidate.reported, candidate.labels):
+            candidates[key] = replace(candidate, reported=reported, labels=labels)
 
     old = state.served
     for app in sorted(old.keys() - winners.keys()):
         spec = old[app]
         effects.append(AppRemoved(spec, _removal_reason(spec, candidates, winners, gone)))
     for app in sorted(old.keys() & winners.keys()):
-        if old[app] != winners[app] or old[app].deployment_uid != winners[app].deployment_uid:
+        if old[app] != winners[app]:
             effects.append(AppUpdated(old[app], winners[app]))
     for app in sorted(winners.keys() - old.keys()):
         effects.append(AppAdded(winners[app]))

@@ -14,7 +14,8 @@ pods count too). *Target*: `tickets.spare` plus the waiting users. *Starting cap
 pods have none, so they are obsolete). *Idle*: a ready server with no users.
 
 Rules, applied in this order (issue 8, item 1). Pods being deleted (deletionTimestamp set) are
-left alone and count for nothing.
+left alone: they give no capacity but still count toward `pods.max` until they are gone (they
+still hold their resources, and k8sTicket counted every labelled pod too).
 
     R1 busy      a pod whose server has users is kept, whatever else holds. Never delete a pod
                  with tickets.
@@ -26,16 +27,17 @@ left alone and count for nothing.
                  replaced by R6, since it no longer counts).
     R6 scale up  if free tickets (obsolete idle pods excluded: they are on their way out) plus
                  starting capacity are below the target, create ceil(deficit / tickets.max) pods,
-                 as long as the pods kept stay within `pods.max`. At `pods.max`, obsolete idle
-                 pods are deleted to make room for their replacements (the one case where free
-                 tickets may dip below the target: `pods.max` wins). Without a pod template
-                 (a metadata-only spec), nothing is created.
+                 as long as all pods stay within `pods.max`. Exactly at `pods.max`, with nothing
+                 starting or terminating, one obsolete idle pod is deleted to make room for its
+                 replacement (created once it is gone): a rollout one pod at a time, the one case
+                 where free tickets may dip below the target, because `pods.max` wins. Without a
+                 pod template (a metadata-only spec), nothing is created.
     R7 replace   an obsolete idle pod is deleted when the free tickets left without it still
                  reach the target (its replacement is ready). Busy obsolete pods stay (R1).
     R8 cool down when nothing is to be created, an idle pod idle for at least `pods.cooldown`
                  (longest idle first) is deleted when the free tickets left without it still
                  reach the target. Scale-down never goes below spare.
-    R9 pods.max  if more pods are kept than `pods.max` (it was lowered), idle pods are deleted
+    R9 pods.max  if more pods exist than `pods.max` (it was lowered), idle pods are deleted
                  (obsolete first, then longest idle) until they fit; busy and starting pods stay
                  until they are idle.
 
@@ -145,6 +147,7 @@ class ScaleDecision:
     create: int
     """How many new pods to create beyond `keep` (pods in flight are in `keep`)."""
     free_tickets: int
+    """Free tickets on ready servers once the deletions are done."""
     starting_capacity: int
     target: int
     next_check: float | None
@@ -174,7 +177,9 @@ def decide(
     """Apply rules R1-R9 (see the module docstring) to one app at time `now`."""
     servers = {s.name: s for s in load.servers}
     target = spec.tickets_spare + max(0, load.waiting)
+    pods = tuple(pods)
     live = sorted((p for p in pods if not p.deleting), key=lambda p: (p.created_at, p.name))
+    terminating = len(pods) - len(live)
 
     keep: dict[str, PodToKeep] = {}
     delete: dict[str, PodToDelete] = {}
@@ -225,17 +230,16 @@ def decide(
     # R6: scale up.
     create = 0
     remaining = list(idle)  # idle pods not (yet) deleted
+    # Pods deleted by R3/R5 occupy room until they are gone, like terminating ones.
+    room = spec.pods_max - (len(keep) + len(remaining) + terminating + len(delete))
     if deficit > 0 and spec.template_hash is not None:
         wanted = math.ceil(deficit / spec.tickets_max)
-        room = spec.pods_max - (len(keep) + len(remaining))
-        make_room = min(len(obsolete_idle), wanted - room) if wanted > room else 0
-        if room + make_room > 0:  # only when the room is used: else R9 deals with the excess
-            for pod, server in obsolete_idle[:make_room]:
-                delete[pod.name] = PodToDelete(pod.name, pod.uid, "old template")
-                remaining.remove((pod, server))
-                free -= spare_of(server)
-                room += 1
         create = max(0, min(wanted, room))
+        if create < wanted and room == 0 and obsolete_idle and not starting and not terminating:
+            pod, server = obsolete_idle[0]  # make room: roll one pod at a time
+            delete[pod.name] = PodToDelete(pod.name, pod.uid, "old template")
+            remaining.remove((pod, server))
+            free -= spare_of(server)
 
     # R7: replace obsolete idle pods whose replacements are ready.
     for pod, server in obsolete_idle:
@@ -264,8 +268,8 @@ def decide(
             if now < since + spec.pods_cooldown:
                 wake.append(since + spec.pods_cooldown)
 
-    # R9: pods.max was lowered below what is kept.
-    excess = len(keep) + len(remaining) - spec.pods_max
+    # R9: pods.max was lowered below what exists.
+    excess = len(keep) + len(remaining) + terminating - spec.pods_max
     for pod, server in list(remaining):  # already in R9 order: obsolete first, longest idle
         if excess <= 0:
             break

@@ -321,7 +321,7 @@ def _fresh_name(app: str, taken: set[str], new_suffix: Callable[[], str]) -> str
 
 
 def command_failed(state: ReconcileState, command: PodCommand, *, now: float) -> ReconcileState:
-    """The sink reports that `command` failed: forget the expectation and back off creates.
+    """The sink reports that `command` failed: back off (creates double, deletes wait a retry).
 
     A delete of a pod that is already gone (404) is a success: report only other failures.
     """
@@ -329,8 +329,9 @@ def command_failed(state: ReconcileState, command: PodCommand, *, now: float) ->
         creating = {n: t for n, t in state.creating.items() if n != command.name}
         backoff = min(_BACKOFF_MAX, state.backoff * 2 if state.backoff else _BACKOFF_FIRST)
         return replace(state, creating=creating, backoff=backoff, not_before=now + backoff)
-    deleting = {u: t for u, t in state.deleting.items() if u != command.uid}
-    return replace(state, deleting=deleting)
+    # Keep the expectation, restarted now: the delete is sent again after `delete_retry`,
+    # so a refusing API (403) is retried at that pace rather than on every step.
+    return replace(state, deleting={**state.deleting, command.uid: now})
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from rxkube.controllers import (
     AppsState,
     AppUpdated,
     ConfigProblem,
+    ConfigResolved,
+    DeploymentRef,
     apply_deployment_event,
 )
 from rxkube.streams import EventType, WatchEvent
@@ -118,7 +120,8 @@ def test_a_bad_change_keeps_the_last_good_spec_and_other_apps_untouched() -> Non
     assert "b" in state.served
     # Fixing it applies the new value as an update.
     state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", tickets__max="5")))
-    (update,) = effects
+    resolved, update = effects
+    assert isinstance(resolved, ConfigResolved)
     assert isinstance(update, AppUpdated)
     assert (update.old.tickets_max, update.new.tickets_max) == (3, 5)
     assert not update.moved
@@ -162,7 +165,10 @@ def test_when_the_winner_goes_the_other_claimant_takes_over() -> None:
     young = dep("young", app="shared", created="2024-02-01T00:00:00Z")
     state, _ = synced(old, young)
     state, effects = apply_deployment_event(state, event("DELETED", old))
-    (update,) = effects
+    resolved, update = effects  # "young" no longer has a claim problem
+    assert resolved == ConfigResolved(
+        DeploymentRef("lab", "young", "uid-young"), ("shared",), False
+    )
     assert isinstance(update, AppUpdated)
     assert (update.old.deployment, update.new.deployment) == ("old", "young")
 
@@ -263,3 +269,29 @@ def test_claims_resolve_the_same_in_any_event_order(
     }
     assert {app: spec.deployment for app, spec in reference.served.items()} == expected
     assert {app: spec.deployment for app, spec in state.served.items()} == expected
+
+
+def test_fixing_all_problems_says_so_once() -> None:
+    state, _ = synced(dep("a", tickets__max="0", port="x"))
+    state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", port="x")))
+    assert not [e for e in effects if isinstance(e, ConfigResolved)]  # the port is still bad
+    state, effects = apply_deployment_event(state, event("MODIFIED", dep("a")))
+    assert effects == (
+        ConfigResolved(DeploymentRef("lab", "a", "uid-a"), ("a",), withdrawn=False),
+        AppAdded(state.served["a"]),
+    )
+    _, again = apply_deployment_event(state, event("MODIFIED", dep("a")))
+    assert again == ()
+
+
+def test_withdrawing_a_deployment_with_problems_names_its_metric_labels() -> None:
+    loser = dep("young", app="x", created="2024-02-01T00:00:00Z", port="none")
+    state, _ = synced(dep("old", app="x", created="2024-01-01T00:00:00Z"), loser)
+    state, effects = apply_deployment_event(state, event("DELETED", loser))
+    assert effects == (ConfigResolved(DeploymentRef("lab", "young", "uid-young"), ("x",), True),)
+    # A never-served Deployment's problems were counted under its own name.
+    state, _ = run([event("ADDED", dep("broken", tickets__max="0"))], state)
+    _, effects = apply_deployment_event(state, event("MODIFIED", dep("broken", opted_in=False)))
+    assert effects == (
+        ConfigResolved(DeploymentRef("lab", "broken", "uid-broken"), ("broken",), True),
+    )

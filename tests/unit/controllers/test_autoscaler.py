@@ -261,12 +261,30 @@ def test_adopted_k8sticket_pods_have_no_template_hash_and_are_replaced_when_idle
     assert deleted(d) == {"gm-k8sticket-autoscaled-x": "old template"}
 
 
-def test_at_pods_max_old_idle_pods_make_room_for_their_replacements() -> None:
+def test_at_pods_max_a_template_rollout_replaces_one_pod_at_a_time() -> None:
     spec = make_spec(pods_max=2, tickets_spare=2)
-    pods = [pod("o1", template=OLD), pod("o2", template=OLD)]
-    d = run(pods, [server("o1"), server("o2")], now=5.0, spec=spec)
-    assert deleted(d) == {"o1": "old template", "o2": "old template"}
-    assert d.create == 2
+    o1, o2 = pod("o1", template=OLD), pod("o2", template=OLD)
+    # t=5: at pods.max, nothing starting: make room by deleting one old idle pod.
+    d = run([o1, o2], [server("o1"), server("o2")], now=5.0, spec=spec)
+    assert (deleted(d), d.create) == ({"o1": "old template"}, 0)
+    # t=6: o1 is terminating: it still holds its place, so nothing else happens.
+    terminating = dataclasses.replace(o1, deleting=True)
+    d = run([terminating, o2], [server("o2")], now=6.0, spec=spec)
+    assert (deleted(d), d.create) == ({}, 0)
+    # t=8: o1 is gone: its replacement is created.
+    d = run([o2], [server("o2")], now=8.0, spec=spec)
+    assert (deleted(d), d.create) == ({}, 1)
+    # t=20: the replacement is ready; the next old pod makes room.
+    n1 = pod("n1", created=8.0)
+    d = run([o2, n1], [server("o2"), server("n1", idle=20.0)], now=20.0, spec=spec)
+    assert (deleted(d), d.create) == ({"o2": "old template"}, 0)
+
+
+def test_failed_pods_hold_their_place_until_gone() -> None:
+    spec = make_spec(pods_max=1)
+    d = run([pod("a", phase="Failed", ready=False)], now=1.0, spec=spec)
+    assert (deleted(d), d.create) == ({"a": "failed"}, 0)
+    assert run([], now=2.0, spec=spec).create == 1
 
 
 # --- R9 pods.max lowered, and what is ignored ---------------------------------------------------
@@ -282,10 +300,11 @@ def test_lowered_pods_max_removes_idle_pods_first_busy_stay() -> None:
     assert deleted(d)["b"] in ("idle", "above pods.max")
 
 
-def test_terminating_pods_count_for_nothing() -> None:
-    d = run([pod("a", deleting=True)], [server("a")], now=0.0)
+def test_terminating_pods_get_no_verdict_and_count_toward_pods_max_only() -> None:
+    d = run([pod("a", deleting=True)], now=0.0)
     assert reasons(d) == {}
-    assert d.create == 1  # its free ticket still counts while it serves; spare is 2
+    assert d.create == 2  # pods.max 3 minus one terminating leaves room for the 2 spare
+    assert run([pod("a", deleting=True)], now=0.0, spec=make_spec(pods_max=1)).create == 0
 
 
 def test_the_decision_does_not_depend_on_input_order() -> None:
@@ -372,9 +391,10 @@ def test_invariants(scenario: tuple[AppSpec, AppLoad, list[AutoscaledPod], float
     kept = {v.name for v in d.keep}
     assert kept | set(deletes) == live
     assert not kept & set(deletes)
-    # Never above pods.max by our own doing.
+    # Never above pods.max by our own doing: pods on their way out still hold their place.
+    terminating = sum(1 for p in pods if p.deleting)
     if d.create:
-        assert len(d.keep) + d.create <= spec.pods_max
+        assert len(d.keep) + len(d.delete) + terminating + d.create <= spec.pods_max
     busy_or_starting = sum(
         1
         for p in pods
@@ -385,8 +405,15 @@ def test_invariants(scenario: tuple[AppSpec, AppLoad, list[AutoscaledPod], float
         )
     )
     assert len(d.keep) <= max(spec.pods_max, busy_or_starting)
-    # Scale-down never takes free tickets below spare + waiting; only pods.max may (R6, R9).
-    forced = d.create > 0 or "above pods.max" in deletes.values()
+    # Scale-down never takes free tickets below spare + waiting; only pods.max may: R9, and
+    # R6 making room for one replacement at exactly pods.max with nothing starting or going.
+    making_room = (
+        list(deletes.values()).count("old template") == 1
+        and d.starting_capacity == 0
+        and terminating == 0
+        and len(d.keep) + len(deletes) == spec.pods_max
+    )
+    forced = making_room or d.create > 0 or "above pods.max" in deletes.values()
     if not forced and {"idle", "old template"} & set(deletes.values()):
         assert d.free_tickets >= d.target
     # Pure: the same input gives the same decision, in any order.

@@ -287,11 +287,16 @@ def test_no_template_no_creates() -> None:
 class SimPod:
     body: dict[str, Any]
     ready_at: float
-    idle_since: float | None = None
+    gone_at: float | None = None
 
 
 def simulate(
-    spec: AppSpec, users: int, adopted: int, own_capacity: int, start_delay: float
+    spec: AppSpec,
+    users: int,
+    adopted: int,
+    own_capacity: int,
+    start_delay: float,
+    stop_delay: float = 0.0,
 ) -> tuple[bool, list[float], dict[str, SimPod], AppLoad]:
     """Run autoscale steps against a tiny cluster until it is quiet; return what it did."""
     pods: dict[str, SimPod] = {}
@@ -307,7 +312,11 @@ def simulate(
     idle_since: dict[str, float] = {}
     quiet = False
     for _ in range(60):
-        # The world at `now`: pods become ready after start_delay; users fill servers by name.
+        # The world at `now`: pods become ready after start_delay and vanish stop_delay after
+        # their delete; users fill ready servers by name.
+        for name in [n for n, p in pods.items() if p.gone_at is not None and now >= p.gone_at]:
+            del pods[name]
+            idle_since.pop(name, None)
         servers = []
         left = users
         if own_capacity:
@@ -316,6 +325,8 @@ def simulate(
             servers.append(ServerLoad("own", own_capacity, taken, True, None if taken else 0.0))
         for name in sorted(pods):
             sim = pods[name]
+            if sim.gone_at is not None:
+                continue  # terminating: out of rotation
             ready = now >= sim.ready_at
             sim.body["status"]["phase"] = "Running" if ready else "Pending"
             sim.body["status"]["conditions"][0]["status"] = "True" if ready else "False"
@@ -346,15 +357,24 @@ def simulate(
                 }
                 pods[command.name] = SimPod(body, ready_at=now + start_delay)
             else:
-                assert pods[command.name].body["metadata"]["uid"] == command.uid
-                del pods[command.name]
-                idle_since.pop(command.name, None)
-        if step.next_check is None and not step.commands:
-            quiet = True
-            break
-        now = step.next_check if step.next_check is not None else now + 1.0
-        if pods and not step.commands:
-            now = min([now] + [p.ready_at for p in pods.values() if p.ready_at > now])
+                sim = pods[command.name]
+                assert sim.body["metadata"]["uid"] == command.uid
+                assert sim.gone_at is None, "deleted twice"
+                sim.body["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
+                sim.gone_at = now + stop_delay
+        # Advance to the next thing that happens: a pod starting or vanishing, or the
+        # autoscaler's own next check; after commands, step again at once (the informer's
+        # events about them would trigger that step).
+        world = [p.ready_at for p in pods.values()]
+        world += [p.gone_at for p in pods.values() if p.gone_at is not None]
+        upcoming = [t for t in world if t > now]
+        if step.next_check is not None:
+            upcoming.append(step.next_check)
+        if not step.commands:
+            if not upcoming:
+                quiet = True
+                break
+            now = min(upcoming)
     return quiet, command_times, pods, load
 
 
@@ -367,6 +387,7 @@ def simulate(
     adopted=st.integers(0, 2),
     own_capacity=st.integers(0, 2),
     start_delay=st.sampled_from([0.0, 5.0, 30.0]),
+    stop_delay=st.sampled_from([0.0, 3.0]),
 )
 def test_the_autoscaler_converges_within_its_bounds(
     tickets_max: int,
@@ -376,9 +397,12 @@ def test_the_autoscaler_converges_within_its_bounds(
     adopted: int,
     own_capacity: int,
     start_delay: float,
+    stop_delay: float,
 ) -> None:
     spec = make_spec(tickets_max=tickets_max, tickets_spare=spare, pods_max=pods_max)
-    quiet, command_times, pods, load = simulate(spec, users, adopted, own_capacity, start_delay)
+    quiet, command_times, pods, load = simulate(
+        spec, users, adopted, own_capacity, start_delay, stop_delay
+    )
     assert quiet, "still acting after 60 steps"
     assert len(command_times) <= 2 * pods_max + adopted  # no flapping
     ours = [n for n in pods if n.startswith("nb-rxkube-")]

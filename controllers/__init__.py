@@ -5,6 +5,9 @@ Every arrow inside is a pipeable operator without I/O or clock. It may import `r
 and `rxkube.proxy`; only the CLI module imports `rxkube.fakes` (checked by import-linter).
 """
 
+from rxkube.controllers._app_effects import (
+    app_effects,
+)
 from rxkube.controllers._apps import (
     AppAdded,
     AppEffect,
@@ -102,6 +105,7 @@ __all__ = [  # noqa: RUF022
     "ScaleDecision",
     "ServerLoad",
     "TEMPLATE_HASH_LABEL",
+    "app_effects",
     "apply_deployment_event",
     "autoscale",
     "autoscaled_pods",

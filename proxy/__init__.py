@@ -6,8 +6,13 @@ none of rxkube's other packages (checked by import-linter).
 """
 
 from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._cookies import (
+    CookieRefused,
+    TicketClaims,
+    TicketSigner,
+    load_ticket_keys,
+)
 from rxkube.proxy._table import (
-    CLIENT_TRANSITIONS,
     AppAdded,
     AppLoad,
     AppRemoved,
@@ -42,7 +47,6 @@ from rxkube.proxy._table import (
 )
 
 __all__ = [
-    "CLIENT_TRANSITIONS",
     "AppAdded",
     "AppLoad",
     "AppRemoved",
@@ -50,6 +54,7 @@ __all__ = [
     "AppUpdated",
     "Change",
     "ClientState",
+    "CookieRefused",
     "Decision",
     "Granted",
     "LoadChanged",
@@ -62,12 +67,14 @@ __all__ = [
     "TableEvent",
     "Tick",
     "TicketAuthority",
+    "TicketClaims",
     "TicketConnectionClosed",
     "TicketConnectionOpened",
     "TicketIssued",
     "TicketReleased",
     "TicketRequested",
     "TicketReturned",
+    "TicketSigner",
     "TicketTable",
     "TicketTableError",
     "TicketTouched",
@@ -76,4 +83,5 @@ __all__ = [
     "WaiterLeft",
     "WaiterQueued",
     "Waiting",
+    "load_ticket_keys",
 ]

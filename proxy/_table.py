@@ -59,7 +59,6 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 __all__ = [
-    "CLIENT_TRANSITIONS",
     "AppAdded",
     "AppLoad",
     "AppRemoved",

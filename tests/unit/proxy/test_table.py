@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from rxkube.proxy import (
-    CLIENT_TRANSITIONS,
     AppAdded,
     AppLoad,
     AppRemoved,
@@ -31,6 +30,7 @@ from rxkube.proxy import (
     WaiterQueued,
     Waiting,
 )
+from rxkube.proxy._table import CLIENT_TRANSITIONS
 
 S0 = ServerRef("lab-0", "uid-0")
 S1 = ServerRef("lab-1", "uid-1")

@@ -4,7 +4,8 @@ What this module is for: one pure function, `decide(spec, load, pods, now=...)`,
 proxy knows (the app's servers with capacity, users, readiness and idle time; its waiting users),
 the app's spec and its autoscaled pods, to a `ScaleDecision` with a reason for every pod. It does
 no I/O and reads no clock: `now` is the scheduler's time, and every time in the inputs is on the
-same clock. It imports only the standard library and this package's `AppSpec`. Turning a
+same clock. It imports only the standard library, this package's `AppSpec` and a type of
+`rxkube.streams`. Turning a
 decision into API commands is `_reconcile.py`'s job.
 
 Terms. *Free tickets*: the sum over ready servers of capacity minus users (the Deployment's own
@@ -54,13 +55,13 @@ from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
 from rxkube.controllers._appspec import AppSpec
+from rxkube.streams import PodPhase
 
 __all__ = [
     "AppLoad",
     "AutoscaledPod",
     "DeleteReason",
     "KeepReason",
-    "PodPhase",
     "PodToDelete",
     "PodToKeep",
     "ScaleDecision",
@@ -68,7 +69,6 @@ __all__ = [
     "decide",
 ]
 
-PodPhase: TypeAlias = Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"]
 KeepReason: TypeAlias = Literal["busy", "creating", "starting", "needed", "cooling down"]
 DeleteReason: TypeAlias = Literal["failed", "not ready", "old template", "idle", "above pods.max"]
 

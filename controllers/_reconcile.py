@@ -36,10 +36,10 @@ from rxkube.controllers._autoscaler import (
     AppLoad,
     AutoscaledPod,
     DeleteReason,
-    PodPhase,
     ScaleDecision,
     decide,
 )
+from rxkube.streams import PodPhase
 
 # Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
 __all__ = [  # noqa: RUF022

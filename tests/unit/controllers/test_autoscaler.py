@@ -13,12 +13,12 @@ from rxkube.controllers import (
     AppLoad,
     AppSpec,
     AutoscaledPod,
-    PodPhase,
     ScaleDecision,
     ServerLoad,
     decide,
     parse_app_spec,
 )
+from rxkube.streams import PodPhase
 
 P = "ipb-halle.de/k8sticket.deployment."
 

@@ -29,7 +29,7 @@ def app_effects(
 
         events:  -A--B--S--M---D-|        A, B: ADDED; S: SYNCED; M: MODIFIED; D: DELETED
                  [ app_effects() ]
-        effects: -------(ab)-u---r-|      a, b: AppAdded; u: AppUpdated; r: AppRemoved
+        effects: -------(ab)-u---r-|      a, b: AppServed; u: AppChanged; r: AppWithdrawn
 
     Nothing comes out before the first SYNCED; errors and completion pass through.
     """

@@ -45,10 +45,10 @@ from rxkube.controllers._appspec import (
 from rxkube.streams import WatchEvent
 
 __all__ = [
-    "AppAdded",
+    "AppChanged",
     "AppEffect",
-    "AppRemoved",
-    "AppUpdated",
+    "AppServed",
+    "AppWithdrawn",
     "AppsState",
     "ConfigProblem",
     "ConfigResolved",
@@ -71,13 +71,18 @@ class DeploymentRef:
 
 
 @dataclass(frozen=True, slots=True)
-class AppAdded:
+class AppServed:
+    """Start serving an app (the pipeline adds it to the proxy and its ticket table)."""
+
     spec: AppSpec
 
 
 @dataclass(frozen=True, slots=True)
-class AppUpdated:
-    """The app's settings changed (possibly its Deployment, port or routing: see `moved`)."""
+class AppChanged:
+    """The app's spec changed: apply it live (it may have moved: port, routing; see `moved`).
+
+    Its Deployment may have changed too, when an older claimant took over the name.
+    """
 
     old: AppSpec
     new: AppSpec
@@ -93,7 +98,7 @@ RemovalReason: TypeAlias = Literal["deleted", "opted-out", "renamed", "claim-los
 
 
 @dataclass(frozen=True, slots=True)
-class AppRemoved:
+class AppWithdrawn:
     """Stop taking new users; let current ones drain (for `spec.drain_deadline`)."""
 
     spec: AppSpec
@@ -147,7 +152,7 @@ class ConfigResolved:
     withdrawn: bool
 
 
-AppEffect: TypeAlias = AppAdded | AppUpdated | AppRemoved | ConfigProblem | ConfigResolved
+AppEffect: TypeAlias = AppServed | AppChanged | AppWithdrawn | ConfigProblem | ConfigResolved
 
 
 ProblemKey: TypeAlias = tuple[str, str | None, str]
@@ -318,12 +323,12 @@ def _resolve(
     old = state.served
     for app in sorted(old.keys() - winners.keys()):
         spec = old[app]
-        effects.append(AppRemoved(spec, _removal_reason(spec, candidates, winners, gone)))
+        effects.append(AppWithdrawn(spec, _removal_reason(spec, candidates, winners, gone)))
     for app in sorted(old.keys() & winners.keys()):
         if old[app] != winners[app]:
-            effects.append(AppUpdated(old[app], winners[app]))
+            effects.append(AppChanged(old[app], winners[app]))
     for app in sorted(winners.keys() - old.keys()):
-        effects.append(AppAdded(winners[app]))
+        effects.append(AppServed(winners[app]))
     return replace(state, candidates=candidates, served=winners), tuple(effects)
 
 

@@ -133,8 +133,8 @@ ANNOTATIONS: Final[tuple[AnnotationDoc, ...]] = (
     AnnotationDoc(KEY_ROUTING, "from ingress.dns", '"path" (/<app>/) or "host" (<app>.<domain>)'),
     AnnotationDoc(KEY_DOMAIN, "--domain", "a DNS subdomain; required for host routing"),
     AnnotationDoc(KEY_STRIP_PREFIX, "true", '"true" or "false": strip /<app> before the pod path'),
-    AnnotationDoc(KEY_IDLE_TIMEOUT, "30s", "a duration > 0: a ticket without traffic ends"),
-    AnnotationDoc(KEY_HOLD_TIME, "60s", "a duration > 0: an unclaimed ticket is released"),
+    AnnotationDoc(KEY_IDLE_TIMEOUT, "60s", "a duration > 0: an unused ticket is released"),
+    AnnotationDoc(KEY_HOLD_TIME, "30s", "a duration > 0: a slot held for a waiter is kept"),
     AnnotationDoc(KEY_START_GRACE, "600s", "a duration > 0: a pod never ready is replaced"),
     AnnotationDoc(KEY_DRAIN_DEADLINE, "1h", "a duration >= 0: users of a removed app may stay"),
 )
@@ -442,8 +442,9 @@ def _parse(deployment: Mapping[str, Any], defaults: ParserDefaults) -> AppSpec |
     tickets_spare = reader.integer(KEY_TICKETS_SPARE, 2, low=0, high=_MAX_COUNT)
     pods_max = reader.integer(KEY_PODS_MAX, 1, low=0, high=_MAX_COUNT)
     cooldown = reader.duration(KEY_PODS_COOLDOWN, 10.0, positive=True)
-    idle_timeout = reader.duration(KEY_IDLE_TIMEOUT, 30.0, positive=True)
-    hold_time = reader.duration(KEY_HOLD_TIME, 60.0, positive=True)
+    # The ticket table's own defaults (proxy.AppSettings).
+    idle_timeout = reader.duration(KEY_IDLE_TIMEOUT, 60.0, positive=True)
+    hold_time = reader.duration(KEY_HOLD_TIME, 30.0, positive=True)
     start_grace = reader.duration(KEY_START_GRACE, 600.0, positive=True)
     drain_deadline = reader.duration(KEY_DRAIN_DEADLINE, 3600.0, positive=False)
     strip_prefix = reader.boolean(KEY_STRIP_PREFIX, True)

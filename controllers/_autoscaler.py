@@ -58,10 +58,10 @@ from rxkube.controllers._appspec import AppSpec
 from rxkube.streams import PodPhase
 
 __all__ = [
-    "AppLoad",
     "AutoscaledPod",
     "DeleteReason",
     "KeepReason",
+    "LoadSummary",
     "PodToDelete",
     "PodToKeep",
     "ScaleDecision",
@@ -88,7 +88,7 @@ class ServerLoad:
 
 
 @dataclass(frozen=True, slots=True)
-class AppLoad:
+class LoadSummary:
     """The load summary of one app: its servers and the length of its waiting room."""
 
     servers: tuple[ServerLoad, ...] = ()
@@ -172,7 +172,7 @@ _TERMINAL: Final = frozenset({"Failed", "Succeeded"})
 
 
 def decide(
-    spec: AppSpec, load: AppLoad, pods: Iterable[AutoscaledPod], *, now: float
+    spec: AppSpec, load: LoadSummary, pods: Iterable[AutoscaledPod], *, now: float
 ) -> ScaleDecision:
     """Apply rules R1-R9 (see the module docstring) to one app at time `now`."""
     servers = {s.name: s for s in load.servers}

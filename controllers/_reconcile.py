@@ -33,9 +33,9 @@ from typing import Any, Final, Literal, TypeAlias
 
 from rxkube.controllers._appspec import APP_LABEL, AppSpec
 from rxkube.controllers._autoscaler import (
-    AppLoad,
     AutoscaledPod,
     DeleteReason,
+    LoadSummary,
     ScaleDecision,
     decide,
 )
@@ -348,7 +348,7 @@ class AutoscaleStep:
 def autoscale(
     state: ReconcileState,
     spec: AppSpec,
-    load: AppLoad,
+    load: LoadSummary,
     pods: Iterable[Mapping[str, Any]],
     *,
     now: float,

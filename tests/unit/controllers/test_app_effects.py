@@ -10,7 +10,7 @@ from reactivex.notification import Notification, OnNext
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
-from rxkube.controllers import AppAdded, AppEffect, AppRemoved, AppUpdated, app_effects
+from rxkube.controllers import AppChanged, AppEffect, AppServed, AppWithdrawn, app_effects
 from rxkube.streams import EventType, WatchEvent
 
 P = "ipb-halle.de/k8sticket.deployment."
@@ -45,8 +45,8 @@ def kinds(messages: Sequence[Recorded[Any]]) -> list[tuple[int, str]]:
         if isinstance(value, OnNext):
             effect: AppEffect = value.value
             name = type(effect).__name__
-            app = effect.spec.app if isinstance(effect, AppAdded | AppRemoved) else ""
-            if isinstance(effect, AppUpdated):
+            app = effect.spec.app if isinstance(effect, AppServed | AppWithdrawn) else ""
+            if isinstance(effect, AppChanged):
                 app = effect.new.app
             out.append((message.time, f"{name}:{app}"))
         else:
@@ -66,10 +66,10 @@ def test_marble_timeline() -> None:
     )
     results = scheduler.start(lambda: source.pipe(app_effects()))
     assert kinds(results.messages) == [
-        (230, "AppAdded:a"),
-        (230, "AppAdded:b"),
-        (240, "AppUpdated:a"),
-        (250, "AppRemoved:b"),
+        (230, "AppServed:a"),
+        (230, "AppServed:b"),
+        (240, "AppChanged:a"),
+        (250, "AppWithdrawn:b"),
         (260, "C"),
     ]
 
@@ -88,8 +88,8 @@ def test_each_subscription_starts_fresh_so_replays_agree() -> None:
     scheduler.schedule_absolute(500, lambda *_: pipeline.subscribe(two))
     scheduler.start()
     # A shared state would give the second run nothing: the app would already be served.
-    assert kinds(one.messages) == [(120, "AppAdded:a"), (130, "C")]
-    assert kinds(two.messages) == [(520, "AppAdded:a"), (530, "C")]
+    assert kinds(one.messages) == [(120, "AppServed:a"), (130, "C")]
+    assert kinds(two.messages) == [(520, "AppServed:a"), (530, "C")]
     first, second = note(one.messages[0]), note(two.messages[0])
     assert isinstance(first, OnNext)
     assert isinstance(second, OnNext)

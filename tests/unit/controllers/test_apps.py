@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from rxkube.controllers import (
     APP_LABEL,
-    AppAdded,
+    AppChanged,
     AppEffect,
-    AppRemoved,
+    AppServed,
     AppSpec,
     AppsState,
-    AppUpdated,
+    AppWithdrawn,
     ConfigProblem,
     ConfigResolved,
     DeploymentRef,
@@ -87,7 +87,7 @@ def test_nothing_comes_out_before_the_initial_list_is_complete() -> None:
     assert effects == []
     assert state.served == {}
     state, out = apply_deployment_event(state, event("SYNCED"))
-    assert [type(e).__name__ for e in out] == ["AppAdded", "AppAdded"]
+    assert [type(e).__name__ for e in out] == ["AppServed", "AppServed"]
     assert set(state.served) == {"a", "b"}
     _, again = apply_deployment_event(state, event("SYNCED"))  # a relist's SYNCED
     assert again == ()
@@ -122,7 +122,7 @@ def test_a_bad_change_keeps_the_last_good_spec_and_other_apps_untouched() -> Non
     state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", tickets__max="5")))
     resolved, update = effects
     assert isinstance(resolved, ConfigResolved)
-    assert isinstance(update, AppUpdated)
+    assert isinstance(update, AppChanged)
     assert (update.old.tickets_max, update.new.tickets_max) == (3, 5)
     assert not update.moved
 
@@ -169,18 +169,18 @@ def test_when_the_winner_goes_the_other_claimant_takes_over() -> None:
     assert resolved == ConfigResolved(
         DeploymentRef("lab", "young", "uid-young"), ("shared",), False
     )
-    assert isinstance(update, AppUpdated)
+    assert isinstance(update, AppChanged)
     assert (update.old.deployment, update.new.deployment) == ("old", "young")
 
 
 def test_losing_the_label_removes_the_app_to_drain() -> None:
     state, _ = synced(dep("a"), dep("b", port="9002"))
     state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", opted_in=False)))
-    assert effects == (AppRemoved(state_spec_of("a"), "opted-out"),)
+    assert effects == (AppWithdrawn(state_spec_of("a"), "opted-out"),)
     assert set(state.served) == {"b"}
     state, effects = apply_deployment_event(state, event("DELETED", dep("b", port="9002")))
     assert [(type(e).__name__, getattr(e, "reason", None)) for e in effects] == [
-        ("AppRemoved", "deleted")
+        ("AppWithdrawn", "deleted")
     ]
     # Unknown Deployments come and go silently.
     _, quiet = apply_deployment_event(state, event("DELETED", dep("never-seen")))
@@ -196,11 +196,11 @@ def test_renaming_an_app_removes_the_old_name_and_adds_the_new() -> None:
     state, _ = synced(dep("a", app="one"))
     state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", app="two")))
     assert [(type(e).__name__, getattr(e, "reason", "")) for e in effects] == [
-        ("AppRemoved", "renamed"),
-        ("AppAdded", ""),
+        ("AppWithdrawn", "renamed"),
+        ("AppServed", ""),
     ]
     added = effects[1]
-    assert isinstance(added, AppAdded)
+    assert isinstance(added, AppServed)
     assert added.spec.app == "two"
 
 
@@ -208,7 +208,7 @@ def test_a_port_change_is_an_update_that_moves_the_app() -> None:
     state, _ = synced(dep("a", port="9001"))
     _, effects = apply_deployment_event(state, event("MODIFIED", dep("a", port="9005")))
     (update,) = effects
-    assert isinstance(update, AppUpdated)
+    assert isinstance(update, AppChanged)
     assert update.moved
 
 
@@ -224,7 +224,7 @@ def test_two_apps_on_one_own_port_the_younger_gets_the_shared_listener_only() ->
     assert problem.deployment.name == "b"
     # Once "a" goes, "b" gets its port back.
     state, after = apply_deployment_event(state, event("DELETED", a))
-    update = [e for e in after if isinstance(e, AppUpdated)]
+    update = [e for e in after if isinstance(e, AppChanged)]
     assert update
     assert update[0].new.port == 9001
     assert update[0].moved
@@ -278,7 +278,7 @@ def test_fixing_all_problems_says_so_once() -> None:
     state, effects = apply_deployment_event(state, event("MODIFIED", dep("a")))
     assert effects == (
         ConfigResolved(DeploymentRef("lab", "a", "uid-a"), ("a",), withdrawn=False),
-        AppAdded(state.served["a"]),
+        AppServed(state.served["a"]),
     )
     _, again = apply_deployment_event(state, event("MODIFIED", dep("a")))
     assert again == ()

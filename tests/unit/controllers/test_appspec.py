@@ -93,8 +93,8 @@ def test_defaults_are_k8stickets() -> None:
 
 def test_rxkube_defaults() -> None:
     spec = parse_ok(deployment())
-    assert spec.ticket_idle_timeout == 30.0
-    assert spec.ticket_hold_time == 60.0
+    assert spec.ticket_idle_timeout == 60.0
+    assert spec.ticket_hold_time == 30.0
     assert spec.pods_start_grace == 600.0
     assert spec.drain_deadline == 3600.0
     assert spec.host is None

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rxkube.controllers import (
-    AppLoad,
     AppSpec,
     AutoscaledPod,
+    LoadSummary,
     ScaleDecision,
     ServerLoad,
     decide,
@@ -86,7 +86,7 @@ def run(
     waiting: int = 0,
     spec: AppSpec = SPEC,
 ) -> ScaleDecision:
-    return decide(spec, AppLoad(tuple(servers), waiting), pods, now=now)
+    return decide(spec, LoadSummary(tuple(servers), waiting), pods, now=now)
 
 
 def reasons(decision: ScaleDecision) -> dict[str, str]:
@@ -322,7 +322,7 @@ KINDS = ["creating", "pending", "failed", "idle", "idle", "idle", "busy", "unrea
 
 
 @st.composite
-def scenarios(draw: st.DrawFn) -> tuple[AppSpec, AppLoad, list[AutoscaledPod], float]:
+def scenarios(draw: st.DrawFn) -> tuple[AppSpec, LoadSummary, list[AutoscaledPod], float]:
     spec = make_spec(
         tickets_max=draw(st.integers(1, 3)),
         tickets_spare=draw(st.integers(0, 4)),
@@ -358,11 +358,11 @@ def scenarios(draw: st.DrawFn) -> tuple[AppSpec, AppLoad, list[AutoscaledPod], f
             servers.append(ServerLoad(name, capacity, draw(st.integers(0, 1)), False, idle))
     for j in range(draw(st.integers(0, 2))):
         servers.append(ServerLoad(f"own{j}", 2, draw(st.integers(0, 3)), draw(st.booleans()), 0.0))
-    load = AppLoad(tuple(servers), draw(st.integers(0, 5)))
+    load = LoadSummary(tuple(servers), draw(st.integers(0, 5)))
     return spec, load, pods, now
 
 
-def _starting(spec: AppSpec, load: AppLoad, p: AutoscaledPod, now: float) -> bool:
+def _starting(spec: AppSpec, load: LoadSummary, p: AutoscaledPod, now: float) -> bool:
     s = {x.name: x for x in load.servers}.get(p.name)
     serving = s is not None and s.ready
     return not p.observed or (
@@ -374,7 +374,7 @@ def _starting(spec: AppSpec, load: AppLoad, p: AutoscaledPod, now: float) -> boo
 
 @settings(max_examples=300, deadline=None)
 @given(scenarios())
-def test_invariants(scenario: tuple[AppSpec, AppLoad, list[AutoscaledPod], float]) -> None:
+def test_invariants(scenario: tuple[AppSpec, LoadSummary, list[AutoscaledPod], float]) -> None:
     spec, load, pods, now = scenario
     d = decide(spec, load, pods, now=now)
     servers = {s.name: s for s in load.servers}
@@ -420,7 +420,7 @@ def test_invariants(scenario: tuple[AppSpec, AppLoad, list[AutoscaledPod], float
     assert (
         decide(
             spec,
-            AppLoad(tuple(reversed(load.servers)), load.waiting),
+            LoadSummary(tuple(reversed(load.servers)), load.waiting),
             list(reversed(pods)),
             now=now,
         )

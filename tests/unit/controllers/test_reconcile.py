@@ -13,10 +13,10 @@ from rxkube.controllers import (
     AUTOSCALED_LABEL,
     K8STICKET_SCALED_LABEL,
     TEMPLATE_HASH_LABEL,
-    AppLoad,
     AppSpec,
     CreatePod,
     DeletePod,
+    LoadSummary,
     PodCommand,
     ReconcileState,
     ServerLoad,
@@ -102,7 +102,7 @@ def pod_json(
 
 def test_created_pods_are_a_labelled_owned_deep_copy_of_the_template() -> None:
     step = autoscale(
-        ReconcileState(), SPEC, AppLoad(), [], now=0.0, new_suffix=seeded_suffixes("lab/nb")
+        ReconcileState(), SPEC, LoadSummary(), [], now=0.0, new_suffix=seeded_suffixes("lab/nb")
     )
     creates = [c for c in step.commands if isinstance(c, CreatePod)]
     assert len(creates) == 2
@@ -140,13 +140,13 @@ def test_created_pods_are_a_labelled_owned_deep_copy_of_the_template() -> None:
 def test_the_same_seed_gives_the_same_names_on_replay() -> None:
     def names() -> list[str]:
         step = autoscale(
-            ReconcileState(), SPEC, AppLoad(), [], now=0.0, new_suffix=seeded_suffixes("lab/nb")
+            ReconcileState(), SPEC, LoadSummary(), [], now=0.0, new_suffix=seeded_suffixes("lab/nb")
         )
         return [c.name for c in step.commands]
 
     assert names() == names()
     other = autoscale(
-        ReconcileState(), SPEC, AppLoad(), [], now=0.0, new_suffix=seeded_suffixes("other")
+        ReconcileState(), SPEC, LoadSummary(), [], now=0.0, new_suffix=seeded_suffixes("other")
     )
     assert [c.name for c in other.commands] != names()
 
@@ -156,7 +156,7 @@ def test_a_burst_of_steps_creates_once() -> None:
     state = ReconcileState()
     all_commands: list[PodCommand] = []
     for t in (0.0, 0.001, 0.002, 0.5):
-        step = autoscale(state, SPEC, AppLoad(), [], now=t, new_suffix=suffixes)
+        step = autoscale(state, SPEC, LoadSummary(), [], now=t, new_suffix=suffixes)
         state = step.state
         all_commands.extend(step.commands)
     assert len(all_commands) == 2
@@ -167,7 +167,7 @@ def test_a_burst_of_steps_creates_once() -> None:
 
 def test_reconcile_is_idempotent_for_one_decision() -> None:
     state, view = autoscaled_pods(ReconcileState(), SPEC, [], now=0.0)
-    decision = decide(SPEC, AppLoad(), view, now=0.0)
+    decision = decide(SPEC, LoadSummary(), view, now=0.0)
     suffixes = seeded_suffixes(2)
     state, first = reconcile(state, SPEC, decision, view, now=0.0, new_suffix=suffixes)
     state, second = reconcile(state, SPEC, decision, view, now=0.0, new_suffix=suffixes)
@@ -177,7 +177,7 @@ def test_reconcile_is_idempotent_for_one_decision() -> None:
 
 def test_a_create_seen_in_the_view_is_no_longer_in_flight_and_keeps_its_creation_time() -> None:
     suffixes = seeded_suffixes(3)
-    step = autoscale(ReconcileState(), SPEC, AppLoad(), [], now=10.0, new_suffix=suffixes)
+    step = autoscale(ReconcileState(), SPEC, LoadSummary(), [], now=10.0, new_suffix=suffixes)
     names = [c.name for c in step.commands]
     seen = [pod_json(n, phase="Pending", ready=False) for n in names]
     state, view = autoscaled_pods(step.state, SPEC, seen, now=12.0)
@@ -187,11 +187,11 @@ def test_a_create_seen_in_the_view_is_no_longer_in_flight_and_keeps_its_creation
 
 def test_a_lost_create_is_retried_after_its_timeout() -> None:
     suffixes = seeded_suffixes(4)
-    step = autoscale(ReconcileState(), SPEC, AppLoad(), [], now=0.0, new_suffix=suffixes)
+    step = autoscale(ReconcileState(), SPEC, LoadSummary(), [], now=0.0, new_suffix=suffixes)
     assert len(step.commands) == 2
-    late = autoscale(step.state, SPEC, AppLoad(), [], now=59.9, new_suffix=suffixes)
+    late = autoscale(step.state, SPEC, LoadSummary(), [], now=59.9, new_suffix=suffixes)
     assert late.commands == ()
-    retry = autoscale(late.state, SPEC, AppLoad(), [], now=60.0, new_suffix=suffixes)
+    retry = autoscale(late.state, SPEC, LoadSummary(), [], now=60.0, new_suffix=suffixes)
     assert len(retry.commands) == 2
 
 
@@ -201,14 +201,14 @@ def test_failed_creates_back_off_doubling() -> None:
     times = []
     now = 0.0
     for _ in range(5):
-        step = autoscale(state, SPEC, AppLoad(), [], now=now, new_suffix=suffixes)
+        step = autoscale(state, SPEC, LoadSummary(), [], now=now, new_suffix=suffixes)
         assert len(step.commands) == 2
         times.append(now)
         state = step.state
         for command in step.commands:
             state = command_failed(state, command, now=now)
         # The pipeline runs a step on each outcome: it sends nothing and says when to retry.
-        step = autoscale(state, SPEC, AppLoad(), [], now=now, new_suffix=suffixes)
+        step = autoscale(state, SPEC, LoadSummary(), [], now=now, new_suffix=suffixes)
         assert step.commands == ()
         assert step.next_check is not None
         state, now = step.state, step.next_check
@@ -218,7 +218,7 @@ def test_failed_creates_back_off_doubling() -> None:
 
 def test_deletes_carry_the_uid_and_are_not_repeated_until_retry() -> None:
     idle = pod_json("nb-rxkube-aaaaa")
-    load = AppLoad(
+    load = LoadSummary(
         (ServerLoad("nb-rxkube-aaaaa", 1, 0, True, 0.0), ServerLoad("own", 3, 0, True, 0.0))
     )
     suffixes = seeded_suffixes(6)
@@ -276,7 +276,9 @@ def test_pods_that_are_not_ours_are_never_touched() -> None:
 
 def test_no_template_no_creates() -> None:
     spec = make_spec(pod_template=None, template_hash=None)
-    step = autoscale(ReconcileState(), spec, AppLoad(), [], now=0.0, new_suffix=seeded_suffixes(7))
+    step = autoscale(
+        ReconcileState(), spec, LoadSummary(), [], now=0.0, new_suffix=seeded_suffixes(7)
+    )
     assert step.commands == ()
 
 
@@ -297,7 +299,7 @@ def simulate(
     own_capacity: int,
     start_delay: float,
     stop_delay: float = 0.0,
-) -> tuple[bool, list[float], dict[str, SimPod], AppLoad]:
+) -> tuple[bool, list[float], dict[str, SimPod], LoadSummary]:
     """Run autoscale steps against a tiny cluster until it is quiet; return what it did."""
     pods: dict[str, SimPod] = {}
     for i in range(adopted):
@@ -308,7 +310,7 @@ def simulate(
     suffixes = seeded_suffixes("sim")
     now = 0.0
     command_times: list[float] = []
-    load = AppLoad()
+    load = LoadSummary()
     idle_since: dict[str, float] = {}
     quiet = False
     for _ in range(60):
@@ -341,7 +343,7 @@ def simulate(
             servers.append(
                 ServerLoad(name, spec.tickets_max, taken, True, None if taken else idle_since[name])
             )
-        load = AppLoad(tuple(servers), left)
+        load = LoadSummary(tuple(servers), left)
         step = autoscale(
             state, spec, load, [p.body for p in pods.values()], now=now, new_suffix=suffixes
         )

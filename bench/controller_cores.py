@@ -54,7 +54,7 @@ def deployment(i: int, generation: int = 1) -> dict[str, Any]:
     }
 
 
-def rate(label: str, count: int, run: Callable[[], None]) -> float:
+def rate(label: str, count: int, run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
     elapsed = time.perf_counter() - start

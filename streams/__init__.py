@@ -41,6 +41,13 @@ from rxkube.streams._scheduler import (
     TrioThreadSafeScheduler,
     as_trio_scheduler,
 )
+from rxkube.streams._selector import (
+    Requirement,
+    Selector,
+    SelectorError,
+    SelectorLike,
+    parse_selector,
+)
 from rxkube.streams._store import (
     Indexer,
     Store,
@@ -109,7 +116,11 @@ __all__ = [
     "PodTemplateSpec",
     "RawObject",
     "RawTransform",
+    "Requirement",
     "SchedulerStatistics",
+    "Selector",
+    "SelectorError",
+    "SelectorLike",
     "Status",
     "StatusCause",
     "StatusDetails",
@@ -131,6 +142,7 @@ __all__ = [
     "from_async_iterable",
     "label_indexer",
     "object_transform",
+    "parse_selector",
     "to_model",
     "to_receive_channel",
 ]

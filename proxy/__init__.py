@@ -6,12 +6,21 @@ none of rxkube's other packages (checked by import-linter).
 """
 
 from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._config import (
+    AppConfig,
+    AppStatistics,
+    ProxyConfig,
+    ProxyLimits,
+    ProxyStatistics,
+    ServerSpec,
+)
 from rxkube.proxy._cookies import (
     CookieRefused,
     TicketClaims,
     TicketSigner,
     load_ticket_keys,
 )
+from rxkube.proxy._server import TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
     AppAdded,
     AppLoad,
@@ -48,9 +57,11 @@ from rxkube.proxy._table import (
 
 __all__ = [
     "AppAdded",
+    "AppConfig",
     "AppLoad",
     "AppRemoved",
     "AppSettings",
+    "AppStatistics",
     "AppUpdated",
     "Change",
     "ClientState",
@@ -59,10 +70,14 @@ __all__ = [
     "Granted",
     "LoadChanged",
     "LocalTicketAuthority",
+    "ProxyConfig",
+    "ProxyLimits",
+    "ProxyStatistics",
     "ServerAdded",
     "ServerChanged",
     "ServerRef",
     "ServerRemoved",
+    "ServerSpec",
     "ServerUpdated",
     "TableEvent",
     "Tick",
@@ -71,6 +86,7 @@ __all__ = [
     "TicketConnectionClosed",
     "TicketConnectionOpened",
     "TicketIssued",
+    "TicketProxy",
     "TicketReleased",
     "TicketRequested",
     "TicketReturned",
@@ -84,4 +100,5 @@ __all__ = [
     "WaiterQueued",
     "Waiting",
     "load_ticket_keys",
+    "open_ticket_proxy",
 ]

@@ -131,10 +131,11 @@ class Backend:
             h11.Response(
                 status_code=200,
                 headers=[("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
-            ),
-            h11.Data(data=payload),
-            h11.EndOfMessage(),
+            )
         )
+        if request.method != b"HEAD":
+            await send(h11.Data(data=payload))
+        await send(h11.EndOfMessage())
         return True
 
     async def _websocket(self, stream: trio.SocketStream, request: h11.Request) -> None:

@@ -460,6 +460,7 @@ class _Connection:
         self.current: _Request | None = None
         self._url: list[bytes] = []
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
         self.in_head = True
         self.head_bytes = 0
         self.phase = _IDLE
@@ -478,13 +479,19 @@ class _Connection:
     def on_message_begin(self) -> None:
         self._url = []
         self._headers = []
+        self._head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
+        self._head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(self._headers) > self.proxy.limits.max_headers:
+        self._head_size += len(name) + len(value) + 4
+        if (
+            len(self._headers) > self.proxy.limits.max_headers
+            or self._head_size > self.proxy.limits.max_header_bytes
+        ):
             raise _TooManyHeaders
 
     def on_headers_complete(self) -> None:
@@ -536,7 +543,10 @@ class _Connection:
                     await self._handle(request)
             except _ClientError as error:
                 self.proxy.bad_requests += 1
-                self._send_nowait(error.page)
+                self.scope.deadline = math.inf
+                with trio.move_on_after(1.0):
+                    await send_all(self.sock, error.page)
+                    await self._linger()
                 return
             except (BrokenPipeError, ConnectionResetError):
                 return
@@ -548,6 +558,21 @@ class _Connection:
                 self._send_nowait(
                     pages.error_page(504, "The application did not answer in time.", close=True)
                 )
+
+    async def _linger(self) -> None:
+        """Close gently: stop writing, read (and drop) what the client still sends, briefly.
+
+        Closing a socket with unread input makes the kernel send a reset, which can destroy the
+        error page before the client reads it (nginx's `lingering_close` does the same).
+        """
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        with trio.move_on_after(0.5):
+            for _ in range(16):
+                if not await recv(self.sock):
+                    return
 
     def _send_nowait(self, data: bytes) -> None:
         try:
@@ -578,7 +603,7 @@ class _Connection:
         except httptools.HttpParserCallbackError as error:
             if isinstance(error.__context__, _TooManyHeaders):
                 raise _ClientError(
-                    pages.error_page(431, "Too many header fields.", close=True)
+                    pages.error_page(431, "The request head is too large.", close=True)
                 ) from None
             raise
         except httptools.HttpParserError as error:

@@ -1046,6 +1046,7 @@ class _Connection:
         length = -1
         response_chunked = False
         tokens: list[bytes] = []
+        upgrade_to: bytes | None = None
         for name, value in response.headers:
             lower = name.lower()
             if lower in _HOP_BY_HOP:
@@ -1053,8 +1054,8 @@ class _Connection:
                     response_chunked = b"chunked" in value.lower()
                 elif lower == b"connection":
                     tokens.extend(t.strip().lower() for t in value.split(b","))
-                elif lower == b"upgrade" and status == 101:
-                    out.append(b"Upgrade: %s\r\nConnection: Upgrade\r\n" % value)
+                elif lower == b"upgrade":
+                    upgrade_to = value
                 continue
             if lower == b"content-length":
                 length = int(value)
@@ -1067,6 +1068,8 @@ class _Connection:
             ]
         if set_cookie is not None:
             out.append(set_cookie)
+        if status == 101 and upgrade_to is not None:
+            out.append(b"Upgrade: %s\r\nConnection: Upgrade\r\n" % upgrade_to)
 
         if status == 101:
             if not upgrade:

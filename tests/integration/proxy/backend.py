@@ -145,22 +145,32 @@ class Backend:
         head += b"".join(b"%s: %s\r\n" % (k, v) for k, v in request.headers) + b"\r\n"
         ws.receive_data(head)
         self.websockets_open += 1
+        text = ""
+        data = bytearray()
         try:
             while True:
                 for event in ws.events():
                     if isinstance(event, Request):
                         await stream.send_all(ws.send(AcceptConnection()))
-                    elif isinstance(event, TextMessage | BytesMessage):
-                        await stream.send_all(ws.send(type(event)(data=event.data)))  # type: ignore[call-arg]
+                    elif isinstance(event, TextMessage):
+                        text += event.data
+                        if event.message_finished:
+                            await stream.send_all(ws.send(TextMessage(data=text)))
+                            text = ""
+                    elif isinstance(event, BytesMessage):
+                        data += event.data
+                        if event.message_finished:
+                            await stream.send_all(ws.send(BytesMessage(data=bytes(data))))
+                            data = bytearray()
                     elif isinstance(event, Ping):
                         await stream.send_all(ws.send(event.response()))
                     elif isinstance(event, CloseConnection):
                         await stream.send_all(ws.send(event.response()))
                         return
-                data = await stream.receive_some(65536)
-                if not data:
+                received = await stream.receive_some(65536)
+                if not received:
                     return
-                ws.receive_data(data)
+                ws.receive_data(received)
         finally:
             self.websockets_open -= 1
 

@@ -22,6 +22,7 @@ Design, and why (issue 4 measured hypercorn + httpx at ~800 req/s and h11 at ~80
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import re
@@ -575,10 +576,8 @@ class _Connection:
                     return
 
     def _send_nowait(self, data: bytes) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.send(data)
-        except OSError:
-            pass
 
     def _deadline(self, seconds: float) -> None:
         self.scope.deadline = trio.current_time() + seconds
@@ -858,8 +857,8 @@ class _Connection:
             elif name == b"x-forwarded-host":
                 x_host = value
         return (
-            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\nX-Forwarded-Host: %s\r\nForwarded: %s\r\n"
-            % (xff, scheme, x_host, fwd)
+            b"X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n"
+            b"X-Forwarded-Host: %s\r\nForwarded: %s\r\n" % (xff, scheme, x_host, fwd)
         )
 
     def _ticket_cookie(
@@ -1200,10 +1199,8 @@ class _Connection:
                     if not data:
                         break
                     await send_all(sink, data)
-                try:
+                with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
             except OSError:
                 nursery.cancel_scope.cancel()
 

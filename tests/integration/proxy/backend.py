@@ -130,7 +130,10 @@ class Backend:
         await send(
             h11.Response(
                 status_code=200,
-                headers=[("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+                headers=[
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(payload))),
+                ],
             )
         )
         if request.method != b"HEAD":
@@ -179,7 +182,9 @@ class Backend:
 async def open_backend(name: str = "b0") -> AsyncIterator[Backend]:
     backend = Backend(name)
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, backend._serve, 0, host="127.0.0.1"))
+        listeners = await nursery.start(
+            partial(trio.serve_tcp, backend._serve, 0, host="127.0.0.1")
+        )
         backend.port = listeners[0].socket.getsockname()[1]
         yield backend
         nursery.cancel_scope.cancel()

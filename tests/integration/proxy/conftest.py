@@ -54,9 +54,9 @@ def parse_reply(data: bytes) -> Reply:
     return Reply(status, [(k, v) for k, v in headers], body)
 
 
-async def raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
+async def raw(port: int, data: bytes, *, limit: float = 5.0) -> bytes:
     """Send bytes, read until the proxy closes (or `timeout`), return everything read."""
-    with trio.fail_after(timeout):
+    with trio.fail_after(limit):
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         async with stream:
             await stream.send_all(data)
@@ -73,7 +73,11 @@ async def raw(port: int, data: bytes, *, timeout: float = 5.0) -> bytes:
 
 
 async def get(
-    port: int, path: str, *, cookies: dict[str, str] | None = None, host: str = "127.0.0.1",
+    port: int,
+    path: str,
+    *,
+    cookies: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
     extra: str = "",
 ) -> Reply:
     cookie = ""
@@ -83,10 +87,10 @@ async def get(
     return parse_reply(await raw(port, request.encode()))
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
     """Wait for a condition that no event announces (e.g. a backend's request counter)."""
-    with trio.fail_after(timeout):
-        while not condition():
+    with trio.fail_after(limit):
+        while not condition():  # noqa: ASYNC110 - nothing announces a backend's counters
             await trio.sleep(0.005)
 
 
@@ -110,13 +114,13 @@ class Harness:
             if predicate(change):
                 event.set()
 
-    async def wait_for(self, predicate: Callable[[Change], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[Change], bool], limit: float = 5.0) -> None:
         """Wait until a change matching `predicate` is published (or was already)."""
         if any(predicate(c) for c in self.changes):
             return
         event = trio.Event()
         self._waiters.append((predicate, event))
-        with trio.fail_after(timeout):
+        with trio.fail_after(limit):
             await event.wait()
 
 
@@ -133,7 +137,9 @@ async def open_harness(
         for i in range(backends):
             opened.append(await _start_backend(nursery, f"b{i}"))
         proxy_config = ProxyConfig(
-            ticket_keys=(KEY,), limits=limits or ProxyLimits(), **config  # type: ignore[arg-type]
+            ticket_keys=(KEY,),
+            limits=limits or ProxyLimits(),
+            **config,  # type: ignore[arg-type]
         )
         async with open_ticket_proxy(proxy_config) as proxy:
             harness = Harness(proxy, opened)

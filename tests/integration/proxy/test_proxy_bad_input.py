@@ -31,7 +31,10 @@ GOOD = b"GET /lab/echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
             400,
         ),
-        (b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400),
+        (
+            b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            400,
+        ),
         (b"GET /lab/echo HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n  b\r\n\r\n", 400),
         (b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
         (b"GET /lab/echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
@@ -102,7 +105,9 @@ async def test_a_slow_body_is_cut_after_the_body_timeout() -> None:
     async with open_harness(limits=limits) as h:
         stream = await trio.open_tcp_stream("127.0.0.1", h.port)
         async with stream:
-            await stream.send_all(b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab")
+            await stream.send_all(
+                b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nab"
+            )
             with trio.fail_after(3):
                 assert await stream.receive_some(65536) == b""  # closed, nothing forwarded whole
         assert h.backends[0].requests == 0

@@ -15,7 +15,7 @@ async def test_websocket_is_relayed_and_holds_its_ticket() -> None:
         first = await get(h.port, "/lab/echo")
         cookie = f"rxkube-ticket-lab={first.cookies()['rxkube-ticket-lab']}"
         url = f"ws://127.0.0.1:{h.port}/lab/ws"
-        async with open_websocket_url(url, extra_headers=[("Cookie", cookie)]) as ws:
+        async with open_websocket_url(url, extra_headers=[(b"Cookie", cookie.encode())]) as ws:
             await ws.send_message("hello")
             assert await ws.get_message() == "hello"
             await ws.send_message(b"\x00" * 70_000)
@@ -56,7 +56,7 @@ async def test_waiting_room_order_hold_and_leaving() -> None:
             assert waiter.status == 503
             assert waiter.header("retry-after") == "1"
             assert b'http-equiv="refresh"' in waiter.body
-            assert f"number <b id=\"position\">{i + 1}</b>".encode() in waiter.body
+            assert f'number <b id="position">{i + 1}</b>'.encode() in waiter.body
         jar = {n: w.cookies() for n, w in (("bob", bob), ("carol", carol), ("dave", dave))}
 
         async def poll(name: str) -> int:
@@ -67,7 +67,9 @@ async def test_waiting_room_order_hold_and_leaving() -> None:
         assert await poll("carol") == 503
         assert await poll("dave") == 503
         # Bob never comes back to claim: his hold expires (or he times out) and carol is next.
-        await h.wait_for(lambda c: isinstance(c, WaiterLeft) and c.reason in ("hold-expired", "timeout"))
+        await h.wait_for(
+            lambda c: isinstance(c, WaiterLeft) and c.reason in ("hold-expired", "timeout")
+        )
         left = [c for c in h.changes if isinstance(c, WaiterLeft)]
         bob_id = jar["bob"]["rxkube-wait-lab"]
         assert left[0].client == bob_id

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import math
 import re
 import secrets
@@ -73,6 +74,8 @@ from rxkube.proxy._upstream import (
 )
 
 __all__ = ["TicketProxy", "open_ticket_proxy"]
+
+_log = logging.getLogger("rxkube.proxy")
 
 # Headers that describe one hop, not the message (RFC 9110 section 7.6.1), plus the ones the
 # proxy sets itself. Matched on lowercased names.
@@ -316,6 +319,10 @@ class TicketProxy:
             pool.close()
             self.authority.configure([ServerRemoved(app, ref)])
 
+    def set_ticket_keys(self, keys: Sequence[bytes]) -> None:
+        """Rotate cookie keys at run time: the first signs, all are accepted (see `_cookies`)."""
+        self.signer.set_keys(keys)
+
     def statistics(self) -> ProxyStatistics:
         loads = {load.app: load for load in self.authority.loads()}
         apps = {}
@@ -401,6 +408,9 @@ class TicketProxy:
         self.connections.add(connection)
         try:
             await connection.run()
+        except Exception:
+            # A bug must cost one connection, never the proxy and everyone else's.
+            _log.exception("proxy connection from %s failed", peer)
         finally:
             self.connections.discard(connection)
             connection.release()

@@ -18,7 +18,7 @@ from rxkube.proxy import (
     TicketReleased,
     open_ticket_proxy,
 )
-from tests.integration.proxy.conftest import get, open_harness, raw, wait_until
+from tests.integration.proxy.conftest import KEY, get, open_harness, raw, wait_until
 
 
 async def test_http_through_the_proxy_sets_a_ticket_and_forwards() -> None:
@@ -222,3 +222,27 @@ async def test_limits_are_configurable_per_app() -> None:
         body = b"x" * 5000
         head = b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"
         assert (await raw(h.port, head + body)).startswith(b"HTTP/1.1 413")
+
+
+async def test_forwarded_headers_are_believed_only_from_trusted_proxies() -> None:
+    async with open_harness(trusted_proxies=("127.0.0.0/8",)) as h:
+        reply = await get(
+            h.port,
+            "/lab/echo",
+            extra="X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n"
+            "X-Forwarded-Host: lab.example.org\r\n",
+        )
+        seen = json.loads(reply.body)["headers"]
+        assert seen["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+        assert seen["x-forwarded-proto"] == "https"
+        assert seen["x-forwarded-host"] == "lab.example.org"
+        assert "Secure" in (reply.header("set-cookie") or "")
+
+
+async def test_ticket_keys_rotate_at_run_time() -> None:
+    async with open_harness() as h:
+        old = (await get(h.port, "/lab/echo")).cookies()
+        h.proxy.set_ticket_keys([b"n" * 32, KEY])  # new key signs, the old one still accepted
+        assert (await get(h.port, "/lab/echo", cookies=old)).status == 200
+        h.proxy.set_ticket_keys([b"n" * 32])
+        assert (await get(h.port, "/lab/echo", cookies=old)).status == 403

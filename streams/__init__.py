@@ -5,6 +5,14 @@ schedulers. This is the bottom layer: it imports none of rxkube's other packages
 (checked by import-linter, see pyproject.toml).
 """
 
+from rxkube.streams._bridge import (
+    ChannelOverflowError,
+    ChannelStatistics,
+    ObservableReceiveChannel,
+    Overflow,
+    from_async_iterable,
+    to_receive_channel,
+)
 from rxkube.streams._client import KubeClient, ObjectList, PatchType, RateLimit, open_client
 from rxkube.streams._config import (
     ConfigError,
@@ -53,6 +61,12 @@ from rxkube.streams._resources import (
     VIRTUAL_SERVICES,
     Resource,
 )
+from rxkube.streams._scheduler import (
+    SchedulerStatistics,
+    TrioScheduler,
+    TrioThreadSafeScheduler,
+    as_trio_scheduler,
+)
 from rxkube.streams._version import __version__
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py checks
@@ -60,6 +74,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "ApiError",
     "BadRequest",
     "CONFIGMAPS",
+    "ChannelOverflowError",
+    "ChannelStatistics",
     "ConfigError",
     "Conflict",
     "DEPLOYMENTS",
@@ -81,6 +97,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "NODES",
     "NotFound",
     "ObjectList",
+    "ObservableReceiveChannel",
+    "Overflow",
     "PODS",
     "PatchType",
     "REPLICASETS",
@@ -88,6 +106,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "Resource",
     "SECRETS",
     "SERVICES",
+    "SchedulerStatistics",
     "ServerError",
     "StaticToken",
     "Status",
@@ -96,13 +115,18 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "TokenFile",
     "TokenSource",
     "TooManyRequests",
+    "TrioScheduler",
+    "TrioThreadSafeScheduler",
     "UPSTREAMS",
     "Unauthorized",
     "VIRTUAL_SERVICES",
     "WatchEvent",
     "__version__",
+    "as_trio_scheduler",
+    "from_async_iterable",
     "load_config",
     "load_incluster_config",
     "load_kubeconfig",
     "open_client",
+    "to_receive_channel",
 ]

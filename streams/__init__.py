@@ -105,6 +105,7 @@ from rxkube.streams._types import (
     StatusDetails,
 )
 from rxkube.streams._version import __version__
+from rxkube.streams._watch import WatchCounters, WatchPolicy, WatchStatistics, stream_id, watch
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py checks
     "AlreadyExists",
@@ -181,10 +182,13 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "UPSTREAMS",
     "Unauthorized",
     "VIRTUAL_SERVICES",
+    "WatchCounters",
     "WatchEvent",
     "WatchLine",
     "WatchLineError",
     "WatchLineType",
+    "WatchPolicy",
+    "WatchStatistics",
     "__version__",
     "as_trio_scheduler",
     "decode_meta",
@@ -197,6 +201,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "load_kubeconfig",
     "object_transform",
     "open_client",
+    "stream_id",
     "to_model",
     "to_receive_channel",
+    "watch",
 ]

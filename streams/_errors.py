@@ -10,9 +10,11 @@ does). A `Forbidden` says exactly what RBAC must allow. Pure: no I/O.
 from __future__ import annotations
 
 import re
-from typing import Final, TypedDict
+from typing import Final
 
 import orjson
+
+from rxkube.streams._types import Status, StatusCause, StatusDetails
 
 __all__ = [
     "AlreadyExists",
@@ -26,40 +28,9 @@ __all__ = [
     "KubeError",
     "NotFound",
     "ServerError",
-    "Status",
-    "StatusCause",
-    "StatusDetails",
     "TooManyRequests",
     "Unauthorized",
 ]
-
-
-class StatusCause(TypedDict, total=False):
-    reason: str
-    message: str
-    field: str
-
-
-class StatusDetails(TypedDict, total=False):
-    name: str
-    group: str
-    kind: str
-    uid: str
-    causes: list[StatusCause]
-    retryAfterSeconds: int
-
-
-class Status(TypedDict, total=False):
-    """`meta/v1 Status` as on the wire (camelCase)."""
-
-    kind: str
-    apiVersion: str
-    metadata: dict[str, str]
-    status: str
-    message: str
-    reason: str
-    details: StatusDetails
-    code: int
 
 
 class KubeError(Exception):

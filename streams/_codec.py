@@ -38,12 +38,15 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "ListPage",
     "ObjectMetaView",
     "OwnerReferenceView",
+    "RawObject",
     "RawTransform",
     "WatchLine",
     "WatchLineError",
     "WatchLineType",
+    "decode_list",
     "decode_meta",
     "decode_object",
     "decode_watch_line",
@@ -99,6 +102,28 @@ class ObjectMetaView(msgspec.Struct, frozen=True, gc=False, rename="camel"):
         return None
 
 
+class RawObject(msgspec.Struct, frozen=True, gc=False):
+    """An object as the `Store` keeps it: its JSON bytes and its metadata view.
+
+    Neither is traversed by the cyclic garbage collector. `object` decodes the bytes on every
+    read (a fresh dict, yours to keep or change); `meta` costs nothing.
+    """
+
+    raw: bytes
+    meta: ObjectMetaView
+
+    @property
+    def key(self) -> str:
+        """`namespace/name` (or `name` for cluster-scoped objects)."""
+        return self.meta.key
+
+    @property
+    def object(self) -> dict[str, Any]:
+        """The whole object, decoded now (orjson)."""
+        decoded: dict[str, Any] = orjson.loads(self.raw)
+        return decoded
+
+
 class _Head(msgspec.Struct, gc=False):
     metadata: ObjectMetaView = ObjectMetaView()
 
@@ -120,12 +145,37 @@ class WatchLine(msgspec.Struct, frozen=True, gc=False):
     meta: ObjectMetaView
 
 
+class _ListMeta(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    resource_version: str = ""
+    continue_: str = msgspec.field(default="", name="continue")
+    remaining_item_count: int | None = None
+
+
+class _List(msgspec.Struct, gc=False):
+    metadata: _ListMeta = _ListMeta()
+    items: list[msgspec.Raw] = []
+
+
+class ListPage(msgspec.Struct, frozen=True, gc=False):
+    """One page of a LIST response: where to watch from, where to continue, and the items.
+
+    `resource_version` is the list's (the RV a watch starts from, not any item's).
+    Items of built-in kinds carry no `kind`/`apiVersion` on the wire (wire reference 3.2).
+    """
+
+    resource_version: str
+    continue_: str
+    remaining_item_count: int | None
+    items: tuple[RawObject, ...]
+
+
 class WatchLineError(ValueError):
     """A watch line that is not `{"type": <known type>, "object": {...}}` (message says why)."""
 
 
 _head_decoder: Final = msgspec.json.Decoder(_Head)
 _line_decoder: Final = msgspec.json.Decoder(_Line)
+_list_decoder: Final = msgspec.json.Decoder(_List)
 _raw_fields_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder: Final = msgspec.json.Encoder()
 
@@ -160,6 +210,20 @@ def decode_watch_line(line: bytes) -> WatchLine:
             f"malformed object in a {decoded.type} watch line ({error}): {_excerpt(line)}"
         ) from None
     return WatchLine(decoded.type, raw, meta)
+
+
+def decode_list(body: bytes) -> ListPage:
+    """Decode a LIST response body into raw items with their metadata views (no dicts).
+
+    Raises `msgspec.DecodeError` (a ValueError) naming the path of what is malformed.
+    """
+    decoded = _list_decoder.decode(body)
+    items = []
+    for item in decoded.items:
+        raw = bytes(item)
+        items.append(RawObject(raw, _head_decoder.decode(raw).metadata))
+    meta = decoded.metadata
+    return ListPage(meta.resource_version, meta.continue_, meta.remaining_item_count, tuple(items))
 
 
 def decode_meta(raw: bytes) -> ObjectMetaView:

@@ -58,6 +58,7 @@ from rxkube.streams._errors import (
     Unauthorized,
 )
 from rxkube.streams._events import EventType, KubeObject, WatchEvent
+from rxkube.streams._informer import Informer, InformerStatistics, open_informer
 from rxkube.streams._resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -135,6 +136,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "Gone",
     "INGRESSES",
     "Indexer",
+    "Informer",
+    "InformerStatistics",
     "Invalid",
     "KubeClient",
     "KubeConfig",
@@ -212,6 +215,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "load_kubeconfig",
     "object_transform",
     "open_client",
+    "open_informer",
     "stream_id",
     "to_model",
     "to_receive_channel",

@@ -52,7 +52,15 @@ import trio
 from reactivex import abc
 
 from rxkube.streams._client import ACCEPT_METADATA, KubeClient
-from rxkube.streams._codec import ObjectMetaView, WatchLineError, decode_watch_line
+from rxkube.streams._codec import (
+    ObjectMetaView,
+    RawObject,
+    RawTransform,
+    WatchLineError,
+    decode_meta,
+    decode_watch_line,
+    drop_managed_fields,
+)
 from rxkube.streams._errors import (
     ApiError,
     BadRequest,
@@ -69,6 +77,7 @@ from rxkube.streams._errors import (
 from rxkube.streams._events import WatchEvent
 from rxkube.streams._resources import Resource
 from rxkube.streams._scheduler import as_trio_scheduler
+from rxkube.streams._store import Store
 
 __all__ = [
     "WatchCounters",
@@ -296,6 +305,8 @@ class _Reflector:
         counters: WatchCounters,
         stream: str,
         on_next: Callable[[WatchEvent], None],
+        store: Store | None = None,
+        transform: RawTransform | None = None,
     ) -> None:
         self._client = client
         self._resource = resource
@@ -315,11 +326,14 @@ class _Reflector:
                 f'{{"kind":"{resource.kind}","apiVersion":"{resource.api_version}",'.encode()
             )
         self._backoff = _Backoff(policy, rng)
-        # What downstream has been told exists: key -> the object's bytes (shared with the
-        # events, so no copy: the last state a synthesized deletion carries) and key -> its
-        # resourceVersion (to diff a relist). Dicts of str/bytes only: the GC never walks them.
-        self._known: dict[str, bytes] = {}
-        self._known_rv: dict[str, str] = {}
+        # What downstream has been told exists, as client-go's reflector keeps it: a Store
+        # (raw bytes shared with the events, gc=False views). It diffs each relist
+        # (`Store.replace`, the one place deletions are synthesized) and gives a synthesized
+        # deletion the last state seen. The informer passes its own; it must not have a
+        # transform of its own (the reflector applies `transform`, so events and store hold
+        # the same bytes).
+        self.store = store if store is not None else Store(transform=None)
+        self._transform = transform
         self._rv = ""
         self._need_list = True
         self._listed_once = False
@@ -401,7 +415,7 @@ class _Reflector:
         limit: int | None = self._policy.page_size
         if rv not in ("", "0") and not self._paginated:
             limit = None
-        items: list[tuple[bytes, ObjectMetaView]] = []
+        items: list[RawObject] = []
         token: str | None = None
         while True:
             try:
@@ -437,73 +451,32 @@ class _Reflector:
             break
         self._replace(items, page.resourceVersion)
 
-    def _decode_page(self, body: bytes, into: list[tuple[bytes, ObjectMetaView]]) -> _ListMeta:
+    def _decode_page(self, body: bytes, into: list[RawObject]) -> _ListMeta:
+        transform = self._transform
         try:
             page = _page_decoder.decode(body)
             prefix = self._item_prefix
             for item in page.items or ():
                 raw = bytes(item)
                 head = _item_decoder.decode(raw)
+                meta = head.metadata
                 if not head.kind:
                     # Items of built-in kinds carry no kind/apiVersion (wire reference 3.2);
                     # watch events do. Add them, so every event's object looks the same.
                     raw = prefix + raw[1:] if raw != b"{}" else prefix[:-1] + b"}"
-                into.append((raw, head.metadata))
+                if transform is not None:
+                    raw, meta = _transformed(transform, raw, meta)
+                into.append(RawObject(raw, meta))
         except msgspec.DecodeError as exc:
             raise _Malformed(f"malformed list response ({exc}): {body[:120]!r}") from None
         if not page.metadata.resourceVersion:
             raise _Malformed("list response without metadata.resourceVersion")
         return page.metadata
 
-    def _replace(self, items: list[tuple[bytes, ObjectMetaView]], list_rv: str) -> None:
+    def _replace(self, items: list[RawObject], list_rv: str) -> None:
         """Tell downstream what changed since it last knew, then SYNCED (a relist is a diff)."""
         counters = self._counters
-        known = self._known
-        known_rv = self._known_rv
-        fresh: dict[str, bytes] = {}
-        fresh_rv: dict[str, str] = {}
-        emit = self._emit
-        stream = self._stream
-        for raw, meta in items:
-            key = meta.key
-            rv = meta.resource_version
-            fresh[key] = raw
-            fresh_rv[key] = rv
-            before = known_rv.get(key)
-            if before is None:
-                emit(
-                    WatchEvent(
-                        "ADDED",
-                        raw=raw,
-                        meta=meta,
-                        resource_version=meta.resource_version,
-                        stream=stream,
-                    )
-                )
-            elif before != rv:
-                emit(
-                    WatchEvent(
-                        "MODIFIED",
-                        raw=raw,
-                        meta=meta,
-                        resource_version=meta.resource_version,
-                        stream=stream,
-                    )
-                )
-        for key, raw in known.items():
-            if key not in fresh:
-                counters.synthesized_deletions += 1
-                emit(
-                    WatchEvent(
-                        "DELETED",
-                        raw=raw,
-                        resource_version=list_rv,
-                        stream=stream,
-                        final_state_unknown=True,
-                    )
-                )
-        self._known = fresh
-        self._known_rv = fresh_rv
+        events = self.store.replace(items, resource_version=list_rv, stream=self._stream)
         self._rv = list_rv
         counters.resource_version = list_rv
         counters.lists += 1
@@ -513,7 +486,13 @@ class _Reflector:
         self._rv_unavailable = False
         self._need_list = False
         counters.synced = True
-        self._on_next(WatchEvent("SYNCED", resource_version=list_rv, stream=stream))
+        on_next = self._on_next
+        for event in events:
+            if event.type != "SYNCED":
+                counters.events += 1
+                if event.final_state_unknown:
+                    counters.synthesized_deletions += 1
+            on_next(event)
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -583,8 +562,8 @@ class _Reflector:
     def _lines(self, lines: list[bytes]) -> int:
         """Decode and pass on complete lines; returns how many carried an event or bookmark."""
         counters = self._counters
-        known = self._known
-        known_rv = self._known_rv
+        apply = self.store.apply
+        transform = self._transform
         stream = self._stream
         on_next = self._on_next
         n = 0
@@ -600,17 +579,15 @@ class _Reflector:
             if kind == "ADDED" or kind == "MODIFIED" or kind == "DELETED":
                 rv = meta.resource_version
                 raw = decoded.raw
-                key = meta.key
-                if kind == "DELETED":
-                    known.pop(key, None)
-                    known_rv.pop(key, None)
-                else:
-                    known[key] = raw
-                    known_rv[key] = rv
+                if transform is not None:
+                    raw, meta = _transformed(transform, raw, meta)
+                event = WatchEvent(kind, raw=raw, meta=meta, resource_version=rv, stream=stream)
+                # The store first: whoever reads it from on_next sees this event applied.
+                apply(event)
                 if rv:
                     self._rv = rv
                 counters.events += 1
-                on_next(WatchEvent(kind, raw=raw, meta=meta, resource_version=rv, stream=stream))
+                on_next(event)
             elif kind == "BOOKMARK":
                 self._rv = meta.resource_version or self._rv
                 counters.bookmarks += 1
@@ -620,6 +597,17 @@ class _Reflector:
             n += 1
         counters.resource_version = self._rv
         return n
+
+
+def _transformed(
+    transform: RawTransform, raw: bytes, meta: ObjectMetaView
+) -> tuple[bytes, ObjectMetaView]:
+    out = transform(raw)
+    if out is raw:
+        return raw, meta
+    # A user's transform may rewrite metadata: the view must describe what is kept (the
+    # default one only drops managedFields, which the view does not hold).
+    return out, meta if transform is drop_managed_fields else decode_meta(out)
 
 
 def _error_event(raw: bytes, resource: Resource, namespace: str | None) -> Exception:

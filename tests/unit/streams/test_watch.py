@@ -32,7 +32,9 @@ from rxkube.streams import (
     WatchCounters,
     WatchEvent,
     WatchPolicy,
+    label_indexer,
     open_client,
+    open_informer,
     stream_id,
     watch,
 )
@@ -311,12 +313,12 @@ async def test_gone_relists_and_synthesizes_deletions(autojump_clock: Clock) -> 
         ("MODIFIED", "a", "1"),
         ("MODIFIED", "c", "33"),
         ("ADDED", "d", "35"),
-        ("DELETED", "b", "40"),
+        ("DELETED", "b", "2"),  # the last state seen, resourceVersion included
         ("SYNCED", "-", "40"),
     ]
     deleted = run.events.events[-2]
     assert deleted.final_state_unknown is True
-    assert deleted.object["metadata"]["resourceVersion"] == "2"  # the last state we saw
+    assert deleted.object["metadata"]["resourceVersion"] == "2"
     assert all(not e.final_state_unknown for e in run.events.events[:-2])
     # The relist comes after the first backoff delay (0.5 s, no jitter), not-older-than the
     # last RV and without a limit (client-go: no paging from a specific RV).
@@ -653,3 +655,76 @@ def test_a_watch_needs_a_trio_scheduler() -> None:
                 watch(client, PODS).subscribe(lambda e: None)
 
     trio.run(main)
+
+
+# -- the informer ---------------------------------------------------------------------------
+
+
+def managed(p: dict[str, Any]) -> dict[str, Any]:
+    p["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Update"}]
+    return p
+
+
+async def test_an_informer_shares_one_watch_and_replays_its_store_to_late_subscribers(
+    autojump_clock: Clock,
+) -> None:
+    api = Api(
+        lists=[listing("10", managed(pod("a", "1", app="web")), pod("b", "2", app="db"))],
+        watches=[
+            stream(line("ADDED", managed(pod("c", "11", app="web"))), then="hang"),
+        ],
+    )
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    early = Events()
+    late = Events()
+    async with (
+        open_client(config, transport=httpx.MockTransport(api)) as client,
+        open_informer(
+            client,
+            PODS,
+            namespace="apps",
+            indexers={"app": label_indexer("app")},
+            policy=POLICY,
+            rng=random.Random(1),
+        ) as informer,
+    ):
+        informer.events.subscribe(early.on_next, early.on_error)
+        await informer.wait_synced()
+        assert informer.synced
+        assert {"apps/a", "apps/b"} <= set(informer.store.keys())
+        await early.wait_for(lambda ev: len(ev) == 4)
+        # Joining late: the store's contents as ADDED, a SYNCED, then live events.
+        informer.events.subscribe(late.on_next, late.on_error)
+        assert late.summary() == [
+            ("ADDED", "a", "1"),
+            ("ADDED", "b", "2"),
+            ("ADDED", "c", "11"),
+            ("SYNCED", "-", "11"),
+        ]
+        stats = informer.statistics()
+        assert (stats.objects, stats.subscribers, stats.lists, stats.events) == (3, 2, 1, 3)
+        assert stats.synced is True
+        assert stats.resource_version == "11"
+        assert [o.key for o in informer.store.by_index("app", "web")] == ["apps/a", "apps/c"]
+    assert early.summary() == [
+        ("ADDED", "a", "1"),
+        ("ADDED", "b", "2"),
+        ("SYNCED", "-", "10"),
+        ("ADDED", "c", "11"),
+    ]
+    # managedFields are dropped before the object is kept or published: one copy of the bytes.
+    for event in early.events[:2] + early.events[3:]:
+        assert "managedFields" not in event.object["metadata"]
+        assert event.raw is informer.store[event.meta.key].raw
+    assert api.kinds() == ["list", "watch"]  # one watch, however many subscribers
+
+
+async def test_an_informer_with_a_bad_selector_fails_its_block(autojump_clock: Clock) -> None:
+    api = Api(lists=[status(400, "BadRequest", "unable to parse requirement")], watches=[])
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    with pytest.RaisesGroup(BadRequest, flatten_subgroups=True):
+        async with (
+            open_client(config, transport=httpx.MockTransport(api)) as client,
+            open_informer(client, PODS, label_selector="app in (", policy=POLICY) as informer,
+        ):
+            await informer.wait_synced()

@@ -19,7 +19,7 @@ It may import the watch, store, codec, client, scheduler and events modules of
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -79,6 +79,7 @@ class Informer:
         if event.type == "SYNCED":
             self._synced.set()
         self._subject.on_next(event)
+        self.counters.changed()
 
     def _subscribe(
         self, observer: abc.ObserverBase[WatchEvent], scheduler: abc.SchedulerBase | None = None
@@ -111,6 +112,18 @@ class Informer:
     async def wait_synced(self) -> None:
         """Wait until the first complete list is in the store."""
         await self._synced.wait()
+
+    async def wait_until(
+        self, predicate: Callable[[InformerStatistics], bool]
+    ) -> InformerStatistics:
+        """Wait until `predicate(statistics())` holds; re-checked after every event, list,
+        watch and error. E.g. `await pods.wait_until(lambda s: s.errors.get("Forbidden"))`,
+        or a condition on `pods.store` (ignore the argument)."""
+        while True:
+            stats = self.statistics()
+            if predicate(stats):
+                return stats
+            await self.counters._lot.park()
 
     def statistics(self) -> InformerStatistics:
         c = self.counters

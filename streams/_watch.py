@@ -163,9 +163,11 @@ class WatchStatistics:
 
 class WatchCounters:
     """The live, mutable counters a watch updates; pass one to `watch(counters=...)` and read
-    `statistics()` for a frozen snapshot (the informer does this)."""
+    `statistics()` for a frozen snapshot (the informer does this), or wait for a condition on
+    them with `wait_until`."""
 
     __slots__ = (
+        "_lot",
         "bookmarks",
         "errors",
         "events",
@@ -191,6 +193,21 @@ class WatchCounters:
         self.resource_version = ""
         self.synced = False
         self.last_error: str | None = None
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def changed(self) -> None:
+        """Wake whoever waits in `wait_until` (called on lists, watches, errors, and by the
+        informer on events; cheap when nobody waits)."""
+        if self._lot:
+            self._lot.unpark_all()
+
+    async def wait_until(self, predicate: Callable[[WatchStatistics], bool]) -> WatchStatistics:
+        """Wait until `predicate(statistics())` holds; re-checked at every change."""
+        while True:
+            stats = self.statistics()
+            if predicate(stats):
+                return stats
+            await self._lot.park()
 
     def statistics(self) -> WatchStatistics:
         return WatchStatistics(
@@ -395,6 +412,7 @@ class _Reflector:
         counters = self._counters
         counters.errors[kind] += 1
         counters.last_error = f"{kind}: {exc}"
+        counters.changed()
         log.log(level, "watch %s: %s%s", self._stream, exc, note)
 
     def _emit(self, event: WatchEvent) -> None:
@@ -493,6 +511,7 @@ class _Reflector:
                 if event.final_state_unknown:
                     counters.synthesized_deletions += 1
             on_next(event)
+        counters.changed()
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -513,6 +532,7 @@ class _Reflector:
         if self._resumed:
             counters.reconnects += 1
         self._resumed = True
+        counters.changed()
         received = 0
         inactivity = policy.inactivity_timeout
         broken: Exception | None = None
@@ -557,6 +577,7 @@ class _Reflector:
         if received == 0 and trio.current_time() - started < policy.short_watch:
             counters.errors["ShortWatch"] += 1
             counters.last_error = "ShortWatch: the watch ended at once having sent nothing"
+            counters.changed()
             await trio.sleep(self._backoff.delay())
 
     def _lines(self, lines: list[bytes]) -> int:

@@ -58,9 +58,12 @@ Inject faults (each `inject` returns a `FaultRule`; `times=None` means every mat
 """
 
 from rxkube.fakes._api import ApiServer, RequestContext
+from rxkube.fakes._backends import pod_address
 from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._faults import Fault, FaultRule, Faults
 from rxkube.fakes._http import AbortConnection, Request, Response, StreamResponse, Upgrade
+from rxkube.fakes._kubelet import SimAnnotations, SimContainer
+from rxkube.fakes._logs import ContainerLog
 from rxkube.fakes._patch import PatchRequest, PatchTypes
 from rxkube.fakes._rbac import UserInfo
 from rxkube.fakes._resources import Registry, ResourceType, Subresource, builtin_resources
@@ -73,6 +76,9 @@ from rxkube.fakes._server import (
     open_fake_apiserver,
     run_fake_apiserver,
 )
+from rxkube.fakes._sim import SimSettings, Simulation, open_simulation
+from rxkube.fakes._sim_fs import ContainerFS, FsError
+from rxkube.fakes._sim_shell import ExecResult
 from rxkube.fakes._store import (
     AdmissionRequest,
     Change,
@@ -88,13 +94,17 @@ __all__ = [
     "AdmissionRequest",
     "ApiServer",
     "Change",
+    "ContainerFS",
+    "ContainerLog",
     "DeleteOptions",
     "Entry",
+    "ExecResult",
     "FakeApiServer",
     "Fault",
     "FaultRule",
     "Faults",
     "FieldSelector",
+    "FsError",
     "LabelSelector",
     "ListResult",
     "PatchRequest",
@@ -104,6 +114,10 @@ __all__ = [
     "RequestContext",
     "ResourceType",
     "Response",
+    "SimAnnotations",
+    "SimContainer",
+    "SimSettings",
+    "Simulation",
     "StatusCause",
     "StatusError",
     "Store",
@@ -117,5 +131,7 @@ __all__ = [
     "fake_apiserver_thread",
     "kubeconfig_yaml",
     "open_fake_apiserver",
+    "open_simulation",
+    "pod_address",
     "run_fake_apiserver",
 ]

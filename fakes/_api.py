@@ -13,6 +13,8 @@ Extension points, for the companion modules of issues 5 and 6:
   `pods/exec`, `deployments/scale`, ... (discovery lists it at once);
 - `ApiServer.add_transform("Table", function)`: answer `Accept: ...;as=Table;...`;
 - `ApiServer.add_path("/openapi", handler)`: serve a non-resource path (and what is under it);
+- `ApiServer.body_decoders[content_type] = decode`: request bodies in another encoding
+  (kubectl's typed `create` subcommands send `application/vnd.kubernetes.protobuf`);
 - `ApiServer.write_options(request)`: the `WriteOptions` admission steps see (query, field
   manager, warnings), for subresource handlers that write through the store;
 - `store.patch_types.register(content_type, function)`: strategic merge patch, apply;
@@ -129,6 +131,7 @@ class RequestContext:
 
 SubresourceHandler = Callable[[RequestContext], Awaitable[AnyResponse]]
 PathHandler = Callable[[Request], Awaitable[AnyResponse]]
+BodyDecoder = Callable[[bytes, ResourceType], Any]
 Transform = Callable[[ResourceType, list[Entry], Mapping[str, Any]], bytes]
 
 
@@ -180,6 +183,8 @@ class ApiServer:
         self._subresources: dict[tuple[str, str], SubresourceHandler] = {}
         self._transforms: dict[str, Transform] = {}
         self._paths_served: dict[str, PathHandler] = {}
+        self.body_decoders: dict[str, BodyDecoder] = {}
+        """Content type -> decoder of POST/PUT bodies into the object (JSON and YAML built in)."""
         self._open_watches: set[_OpenWatch] = set()
         self._watches_changed = trio.Event()
         self.requests: dict[str, int] = {}
@@ -622,14 +627,14 @@ class ApiServer:
         dry_run = _dry_run(query)
         name_user = user.name
         if verb == "create":
-            body = _decode_body(request, res)
+            body = _decode_body(request, res, self.body_decoders)
             with self.store.write_options(self.write_options(request)) as written:
                 entry = self.store.create(
                     res, body, namespace=route.namespace, user=name_user, dry_run=dry_run
                 )
             return Response(201, entry.raw, warning_headers(written.warnings))
         if verb == "update":
-            body = _decode_body(request, res)
+            body = _decode_body(request, res, self.body_decoders)
             with self.store.write_options(self.write_options(request)) as written:
                 entry = self.store.update(
                     res,
@@ -1158,11 +1163,14 @@ def _dry_run(query: Mapping[str, str]) -> bool:
     return True
 
 
-def _decode_body(request: Request, res: ResourceType) -> Any:
+def _decode_body(request: Request, res: ResourceType, decoders: Mapping[str, BodyDecoder]) -> Any:
     content_type = request.header("content-type").split(";")[0].strip().lower()
     body = request.body
     if not body.strip():
         raise StatusError.bad_request("the body of the request was empty")
+    decoder = decoders.get(content_type)
+    if decoder is not None:
+        return decoder(body, res)
     if content_type in ("", "application/json", "*/*"):
         try:
             return orjson.loads(body)
@@ -1175,7 +1183,9 @@ def _decode_body(request: Request, res: ResourceType) -> Any:
             return yaml.safe_load(body)
         except yaml.YAMLError as error:
             raise StatusError.bad_request(f"error converting YAML to JSON: {error}") from None
-    raise StatusError.unsupported_media_type(content_type, ["application/json", "application/yaml"])
+    raise StatusError.unsupported_media_type(
+        content_type, ["application/json", "application/yaml", *decoders]
+    )
 
 
 def _decode_optional(request: Request) -> Mapping[str, Any] | None:

@@ -5,7 +5,8 @@ makes for every server, wiring the companion modules of issue 6 into the core's 
 points: OpenAPI documents (`/openapi/v3`, `/openapi/v2`), server-side field validation
 (`fieldValidation`, first admission step), Table output for `kubectl get`, the schema-driven
 strategic merge patch, server-side apply, managed fields (last admission step) and the
-`scale` subresource of deployments and replica sets. Nothing here runs at startup beyond
+`scale` subresource of deployments and replica sets, and protobuf request bodies (kubectl's
+typed `create` subcommands). Nothing here runs at startup beyond
 registering handlers: the schemas load on the first request that needs them.
 """
 
@@ -17,6 +18,7 @@ from rxkube.fakes._apply import apply_patch_type
 from rxkube.fakes._managed import track_updates
 from rxkube.fakes._openapi import OpenApiDocuments
 from rxkube.fakes._patch import APPLY_PATCH, STRATEGIC_MERGE_PATCH
+from rxkube.fakes._protobuf import PROTOBUF, decode_body
 from rxkube.fakes._scale import install_scale
 from rxkube.fakes._schemas import Schemas
 from rxkube.fakes._strategic import strategic_patch_type
@@ -41,4 +43,5 @@ def install_kubectl_support(api: ApiServer, schemas: Schemas | None = None) -> S
     store.admission.insert(0, field_validation(schemas))
     store.admission.append(track_updates(schemas))
     install_scale(api)
+    api.body_decoders[PROTOBUF] = decode_body
     return schemas

@@ -280,7 +280,8 @@ def apply_patch_type(schemas: Schemas, *, now: Any) -> PatchFunction:
             raise conflict_error(sorted(conflicts, key=lambda c: (str(c[0].get("manager")), c[1])))
         stale = previous - applied_set - others
         keep = applied_set | others
-        for path in sorted(stale, key=len, reverse=True):
+        # Outermost first: removing a list item or map takes its children with it.
+        for path in sorted(stale, key=len):
             if any(k[: len(path)] == path and k != path for k in keep):
                 continue
             remove_path(merged, path)

@@ -324,10 +324,12 @@ def decode_body(body: bytes, resource: ResourceType) -> dict[str, Any]:
         kind = str(type_meta.get("kind") or resource.kind)
         message = _KINDS.get((api_version, kind))
         if message is None:
-            raise StatusError.unsupported_media_type(
-                f"{PROTOBUF} ({api_version} {kind}: only JSON and YAML bodies are decoded for "
-                "this kind by the fake)",
-                ["application/json", "application/yaml"],
+            known = ", ".join(f"{v} {k}" for v, k in _KINDS)
+            raise StatusError(
+                415,
+                "UnsupportedMediaType",
+                f"the fake API server decodes {PROTOBUF} bodies of {known} only, not of "
+                f"{api_version} {kind}: send it as application/json or application/yaml",
             )
         raw = unknown.get("raw", b"")
         obj = decode_message(message, raw if isinstance(raw, bytes) else b"")

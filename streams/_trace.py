@@ -419,10 +419,17 @@ class Trace:
         return self.records[-1].t if self.records else 0.0
 
     def replay(
-        self, *, streams: Collection[str] | None = None, speed: float = 1.0
+        self,
+        *,
+        streams: Collection[str] | None = None,
+        speed: float = 1.0,
+        scheduler: abc.SchedulerBase | None = None,
     ) -> Observable[TraceEvent]:
-        """The records as a cold Observable, at their offsets (see `replay`)."""
-        return replay(lambda: self.records, streams=streams, speed=speed)
+        """The records as a cold Observable, at their offsets (see `replay`).
+
+        Tip: `HistoricalScheduler(initial_clock=trace.header.started)` makes `scheduler.now`
+        the recorded wall-clock time."""
+        return replay(lambda: self.records, streams=streams, speed=speed, scheduler=scheduler)
 
     def write(self, path: str | Path, *, scheduler: abc.SchedulerBase | None = None) -> None:
         """Write this trace to `path` (records keep their `t`)."""
@@ -461,6 +468,7 @@ def replay(
     *,
     streams: Collection[str] | None = None,
     speed: float = 1.0,
+    scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[TraceEvent]:
     """Emit each record's event `t / speed` seconds after subscription, on the given scheduler.
 
@@ -477,16 +485,18 @@ def replay(
     replays that run as fast as the CPU allows and yield the same decisions every run, or a
     `TrioScheduler` for a live replay at `speed` times the recorded pace. Records at the same
     time are emitted together, in order. A bad trace ends the Observable with its
-    `TraceError` after the good records before it.
+    `TraceError` after the good records before it. `scheduler` is used when none is passed
+    at subscribe time (handy when a pipeline subscribes in several places).
     """
     if not speed > 0:
         raise ValueError(f"speed must be positive, got {speed!r}")
     wanted = None if streams is None else frozenset(streams)
 
     def subscribe(
-        observer: abc.ObserverBase[TraceEvent], scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[TraceEvent], given: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        if scheduler is None:
+        chosen = given or scheduler
+        if chosen is None:
             raise TypeError(
                 "replay needs a scheduler at subscribe time: a virtual one (TestScheduler, "
                 "HistoricalScheduler) or a TrioScheduler for a live replay"
@@ -494,7 +504,7 @@ def replay(
         source = records()
         iterator = iter(source)
         closer = getattr(source, "close", None)
-        start = scheduler.now
+        start = chosen.now
         timer = MultipleAssignmentDisposable()
         pending: list[TraceRecord | None] = [None]
 
@@ -540,7 +550,7 @@ def replay(
             observer.on_completed()
             return Disposable()
         pending[0] = first
-        timer.disposable = scheduler.schedule_absolute(due(first), emit)
+        timer.disposable = chosen.schedule_absolute(due(first), emit)
         return CompositeDisposable(timer, Disposable(close))
 
     return Observable(subscribe)

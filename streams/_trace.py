@@ -128,10 +128,10 @@ class _Record(msgspec.Struct, gc=False):
 _record_decoder: Final = msgspec.json.Decoder(_Record)
 
 
-def _open_binary(path: Path, mode: str) -> IO[bytes]:
+def _open_binary(path: Path, mode: str, compresslevel: int = 6) -> IO[bytes]:
     if path.suffix == ".gz":
         # mtime=0: the same events give the same bytes (reproducible sample traces).
-        return cast(IO[bytes], gzip.GzipFile(path, mode, mtime=0))
+        return cast(IO[bytes], gzip.GzipFile(path, mode, compresslevel, mtime=0))
     return open(path, mode)
 
 
@@ -230,6 +230,7 @@ def open_trace_writer(
     scheduler: abc.SchedulerBase,
     source: str = "",
     started: datetime | None = None,
+    compresslevel: int = 6,
 ) -> TraceWriter:
     """Create a trace at `path` (gzip if it ends in `.gz`) and write its header.
 
@@ -242,6 +243,7 @@ def open_trace_writer(
     Every stream written must be declared in `streams`. `started` (default: the wall clock
     now, UTC) only labels the trace; record times come from `scheduler`. Writing is
     synchronous and buffered (a trace is an edge of the pipeline, like a log).
+    `compresslevel` (gzip only) trades size for speed: 1 is fastest, 9 smallest.
     """
     path = Path(path)
     header = TraceHeader(
@@ -249,7 +251,7 @@ def open_trace_writer(
         source=source,
         streams={name: dict(spec) for name, spec in streams.items()},
     )
-    return TraceWriter(_open_binary(path, "wb"), header, scheduler, str(path))
+    return TraceWriter(_open_binary(path, "wb", compresslevel), header, scheduler, str(path))
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -506,7 +508,7 @@ def replay(
         closer = getattr(source, "close", None)
         start = chosen.now
         timer = MultipleAssignmentDisposable()
-        pending: list[TraceRecord | None] = [None]
+        pending: list[tuple[TraceRecord, datetime]] = []
 
         def close() -> None:
             if closer is not None:
@@ -519,25 +521,28 @@ def replay(
             return start + timedelta(seconds=record.t / speed)
 
         def emit(sched: abc.SchedulerBase, _: object = None) -> None:
-            record = pending[0]
+            record, record_due = pending[0]
             try:
                 now = sched.now
-                while record is not None and due(record) <= now:
+                while record_due <= now:
                     if wanted is None or record.event.stream in wanted:
                         observer.on_next(record.event)
                     if timer.is_disposed:
                         return
-                    record = advance()
+                    following = advance()
+                    if following is None:
+                        close()
+                        observer.on_completed()
+                        return
+                    if following.t != record.t:
+                        record_due = due(following)
+                    record = following
             except TraceError as error:
                 close()
                 observer.on_error(error)
                 return
-            if record is None:
-                close()
-                observer.on_completed()
-                return
-            pending[0] = record
-            timer.disposable = sched.schedule_absolute(due(record), emit)
+            pending[0] = (record, record_due)
+            timer.disposable = sched.schedule_absolute(record_due, emit)
 
         try:
             first = advance()
@@ -549,8 +554,8 @@ def replay(
             close()
             observer.on_completed()
             return Disposable()
-        pending[0] = first
-        timer.disposable = chosen.schedule_absolute(due(first), emit)
+        pending.append((first, due(first)))
+        timer.disposable = chosen.schedule_absolute(pending[0][1], emit)
         return CompositeDisposable(timer, Disposable(close))
 
     return Observable(subscribe)

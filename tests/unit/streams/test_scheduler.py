@@ -380,3 +380,13 @@ async def test_as_trio_scheduler_explains_what_to_pass(autojump_clock: Clock) ->
     async with trio.open_nursery() as nursery:
         scheduler = TrioThreadSafeScheduler(nursery)
         assert as_trio_scheduler(scheduler, what="x") is scheduler
+
+
+async def test_scheduling_on_a_closed_nursery_fails_loudly_and_queues_nothing(
+    autojump_clock: Clock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        scheduler = TrioScheduler(nursery)
+    with pytest.raises(RuntimeError, match="closed"):
+        scheduler.schedule(lambda s, _: None)
+    assert scheduler.statistics().pending == 0

@@ -24,7 +24,8 @@ From synchronous code (the official `kubernetes` client, notebooks)::
 
     with fake_apiserver_thread() as server:
         api = kubernetes.config.new_client_from_config(str(server.kubeconfig_path))
-        server.call(server.store.create, "configmaps", {...})   # runs in the server thread
+        server.store.create("configmaps", {...}, namespace="default")  # in the server's thread
+        server.faults.drop_watches()                                   # likewise
 
 From a shell: `rxkube fake-apiserver --listen 127.0.0.1:8080 [--kubeconfig-out PATH]`.
 

@@ -525,6 +525,9 @@ class Store:
         from rxkube.fakes._defaults import builtin_admission
 
         self.admission.extend(builtin_admission())
+        from rxkube.fakes._crds import install_crd_controller
+
+        install_crd_controller(self)
         if seed:
             for name in SYSTEM_NAMESPACES:
                 self.create("namespaces", {"metadata": {"name": name}})

@@ -79,6 +79,22 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
+    from rxkube.fakes import run_fake_apiserver
+
+    listen: ListenAddress = args.listen
+    try:
+        return run_fake_apiserver(
+            listen.host,
+            listen.port,
+            kubeconfig_out=args.kubeconfig_out,
+            auth=args.auth,
+            rbac=args.rbac,
+        )
+    except OSError as error:
+        raise CommandError(f"cannot listen on {listen}: {error.strerror or error}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxkube",
@@ -86,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  rxkube version\n"
+            "  rxkube fake-apiserver --listen 127.0.0.1:8080 --kubeconfig-out /tmp/kubeconfig\n"
             "\n"
             "exit codes: 0 success, 1 failure at run time, 2 usage error, 130 interrupted"
         ),
@@ -105,6 +122,65 @@ def build_parser() -> argparse.ArgumentParser:
         "--trace", type=Path, default=None, help="a trace file (.jsonl or .jsonl.gz) to replay"
     )
     demo.set_defaults(handler=_cmd_demo)
+
+    fake = commands.add_parser(
+        "fake-apiserver",
+        help="serve a fake Kubernetes API server and print a kubeconfig for it",
+        description=(
+            "Serve a fake Kubernetes API server (rxkube.fakes) until interrupted. A ready-to-use "
+            "kubeconfig is printed on stdout (and written to --kubeconfig-out)."
+        ),
+    )
+    fake.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=ListenAddress("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="address to listen on (default 127.0.0.1:8080)",
+    )
+    fake.add_argument("--kubeconfig-out", metavar="PATH", help="also write the kubeconfig here")
+    fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
+    fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
+    fake.set_defaults(handler=_cmd_fake_apiserver)
+    from rxkube.controllers import _proxy_cmd
+
+    proxy = commands.add_parser(
+        "proxy",
+        help="run the ticket proxy for static backends (no Kubernetes)",
+        description="Serve apps through the ticket proxy from a static list of backends.",
+        epilog="example:\n  rxkube proxy --app lab=http://127.0.0.1:8888 --tickets-max 2 "
+        "--listen 127.0.0.1:8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    proxy.add_argument(
+        "--app",
+        action="append",
+        required=True,
+        type=_proxy_cmd.parse_app,
+        metavar="NAME=URL[,URL...]",
+        help="an app and its backends (repeatable)",
+    )
+    proxy.add_argument("--listen", type=parse_listen, default=parse_listen("127.0.0.1:8080"))
+    proxy.add_argument("--tickets-max", type=int, default=1, help="users per backend (1)")
+    proxy.add_argument("--idle-timeout", type=float, default=60.0, help="seconds (60)")
+    proxy.add_argument("--hold-time", type=float, default=30.0, help="seconds (30)")
+    proxy.add_argument("--domain", help="domain for host routing (<app>.<domain>)")
+    proxy.add_argument(
+        "--host-app", action="append", default=[], metavar="NAME", help="route NAME by host"
+    )
+    proxy.add_argument("--keep-prefix", action="store_true", help="send /<app>/ upstream too")
+    proxy.add_argument(
+        "--ticket-key-file", help="HMAC keys, one per line (else $RXKUBE_TICKET_KEY)"
+    )
+    proxy.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="believe X-Forwarded-*/Forwarded from these addresses",
+    )
+    proxy.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds (10)")
+    proxy.set_defaults(handler=_proxy_cmd.run_proxy)
     return parser
 
 

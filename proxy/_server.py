@@ -830,6 +830,8 @@ class _Connection:
             upstream_target += b"?" + query
         scheme = self._scheme(incoming_forwarded)
         forward.append(self._forwarded_headers(host, scheme, incoming_forwarded))
+        if not host:  # an HTTP/1.0 client may omit Host; HTTP/1.1 upstream needs one
+            forward.append(b"Host: %s\r\n" % pool.spec.address.encode())
         upgrade = request.upgrade and b"upgrade" in connection_tokens
         if upgrade:
             for name, value in request.headers:

@@ -67,6 +67,22 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
+    from rxkube.fakes import run_fake_apiserver
+
+    listen: ListenAddress = args.listen
+    try:
+        return run_fake_apiserver(
+            listen.host,
+            listen.port,
+            kubeconfig_out=args.kubeconfig_out,
+            auth=args.auth,
+            rbac=args.rbac,
+        )
+    except OSError as error:
+        raise CommandError(f"cannot listen on {listen}: {error.strerror or error}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxkube",
@@ -74,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             "  rxkube version\n"
+            "  rxkube fake-apiserver --listen 127.0.0.1:8080 --kubeconfig-out /tmp/kubeconfig\n"
             "\n"
             "exit codes: 0 success, 1 failure at run time, 2 usage error, 130 interrupted"
         ),
@@ -85,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_cmd_version)
 
+    fake = commands.add_parser(
+        "fake-apiserver",
+        help="serve a fake Kubernetes API server and print a kubeconfig for it",
+        description=(
+            "Serve a fake Kubernetes API server (rxkube.fakes) until interrupted. A ready-to-use "
+            "kubeconfig is printed on stdout (and written to --kubeconfig-out)."
+        ),
+    )
+    fake.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=ListenAddress("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="address to listen on (default 127.0.0.1:8080)",
+    )
+    fake.add_argument("--kubeconfig-out", metavar="PATH", help="also write the kubeconfig here")
+    fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
+    fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
+    fake.set_defaults(handler=_cmd_fake_apiserver)
     from rxkube.controllers import _proxy_cmd
 
     proxy = commands.add_parser(

@@ -2,6 +2,120 @@
 
 For tests, the demo, notebooks and users' own tests. It may import `rxkube.streams` (shared
 types and codecs) and nothing else of rxkube; library code never imports it (only the CLI).
+What it reproduces is written down in `shared/reference/kubernetes-api-wire.md`.
+
+Start it in-process (trio)::
+
+    from rxkube.fakes import Fault, open_fake_apiserver
+
+    async with open_fake_apiserver() as server:
+        server.url               # "http://127.0.0.1:PORT"
+        server.kubeconfig_path   # a kubeconfig for it (admin bearer token)
+        server.store             # the objects: create/get/list/update/patch/delete/watch
+        server.faults            # fault injection and counters
+        server.api               # extension points, statistics()
+
+Options: `auth=True` (bearer tokens, 401 without one; `server.add_user(name, groups)` returns a
+token), `rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request),
+`bookmark_interval=` (seconds between bookmarks on an idle watch), `history_limit=` (events kept
+per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`.
+
+From synchronous code (the official `kubernetes` client, notebooks)::
+
+    with fake_apiserver_thread() as server:
+        api = kubernetes.config.new_client_from_config(str(server.kubeconfig_path))
+        server.call(server.store.create, "configmaps", {...})   # runs in the server thread
+
+From a shell: `rxkube fake-apiserver --listen 127.0.0.1:8080 [--kubeconfig-out PATH]`.
+
+Reach the store directly (same semantics as over HTTP, no I/O, in the server's thread)::
+
+    entry = server.store.create("pods", pod_dict, namespace="default")   # -> Entry
+    server.store.get("pods", "default", "web")                           # -> dict
+    server.store.list("pods", "default", label_selector="app=web").objects()
+    server.store.subscribe(lambda change: ...)                            # every commit
+    server.store.compact()                                                # history -> 410
+
+Inject faults (each `inject` returns a `FaultRule`; `times=None` means every match)::
+
+    rule = server.faults.inject(Fault.status(503, retry_after=2), verb="list", resource="pods")
+    server.faults.inject(Fault.too_many_requests(retry_after=1), verb="watch")
+    server.faults.inject(Fault.status(410), verb="list", times=2)
+    server.faults.inject(Fault.status(500), path="/apis/apps/v1")
+    server.faults.inject(Fault.delay(0.5), verb="get")
+    server.faults.inject(Fault.stall(), verb="watch", resource="pods")
+    server.faults.inject(Fault.drop(after_events=3), verb="watch")      # no terminating chunk
+    server.faults.inject(Fault.truncate(after_events=1), verb="watch")  # half a line, then drop
+    server.faults.inject(Fault.malformed(after_events=0), verb="watch") # a non-JSON line
+    server.faults.inject(Fault.expire(after_events=2), verb="watch")    # in-band ERROR 410
+    server.faults.drop_watches(resource="pods")    # open watches, now
+    server.faults.expire_watches()                 # open watches get ERROR 410, now
+    server.faults.compact()                        # history compacted, now
+
+    rule.fired, rule.matched          # this rule's counters
+    server.faults.fired("status")     # by kind: status delay stall drop truncate malformed
+                                      # expire drop_watches expire_watches compact
 """
 
-__all__: list[str] = []
+from rxkube.fakes._api import ApiServer, RequestContext
+from rxkube.fakes._errors import StatusCause, StatusError
+from rxkube.fakes._faults import Fault, FaultRule, Faults
+from rxkube.fakes._http import AbortConnection, Request, Response, StreamResponse, Upgrade
+from rxkube.fakes._patch import PatchRequest, PatchTypes
+from rxkube.fakes._rbac import UserInfo
+from rxkube.fakes._resources import Registry, ResourceType, Subresource, builtin_resources
+from rxkube.fakes._selectors import FieldSelector, LabelSelector
+from rxkube.fakes._server import (
+    FakeApiServer,
+    ThreadedFakeApiServer,
+    fake_apiserver_thread,
+    kubeconfig_yaml,
+    open_fake_apiserver,
+    run_fake_apiserver,
+)
+from rxkube.fakes._store import (
+    AdmissionRequest,
+    Change,
+    DeleteOptions,
+    Entry,
+    ListResult,
+    Store,
+    Watcher,
+)
+
+__all__ = [
+    "AbortConnection",
+    "AdmissionRequest",
+    "ApiServer",
+    "Change",
+    "DeleteOptions",
+    "Entry",
+    "FakeApiServer",
+    "Fault",
+    "FaultRule",
+    "Faults",
+    "FieldSelector",
+    "LabelSelector",
+    "ListResult",
+    "PatchRequest",
+    "PatchTypes",
+    "Registry",
+    "Request",
+    "RequestContext",
+    "ResourceType",
+    "Response",
+    "StatusCause",
+    "StatusError",
+    "Store",
+    "StreamResponse",
+    "Subresource",
+    "ThreadedFakeApiServer",
+    "Upgrade",
+    "UserInfo",
+    "Watcher",
+    "builtin_resources",
+    "fake_apiserver_thread",
+    "kubeconfig_yaml",
+    "open_fake_apiserver",
+    "run_fake_apiserver",
+]

@@ -17,7 +17,10 @@ import builtins
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias
 
+import msgspec
 import orjson
+
+from rxkube.streams._codec import ObjectMetaView, decode_meta
 
 __all__ = ["EventType", "KubeObject", "WatchEvent"]
 
@@ -40,11 +43,22 @@ class WatchEvent:
     - `stream`: the id of the watch it came from (DESIGN section 4, Trace format).
     - `final_state_unknown`: True on deletions synthesized after a relist, when the object
       vanished while the watch was disconnected and its last state was never seen.
+    - `meta`: a slim, GC-untracked view of `object["metadata"]` (namespace, name, uid,
+      resourceVersion, labels, annotations, owners, ...), decoded from `raw` without building
+      the object's dicts; pass it in when the watch loop already has it.
     """
 
     # The property `object` shadows the builtin inside this class body: annotations say
     # `builtins.object` where they mean the builtin.
-    __slots__ = ("_object", "_raw", "final_state_unknown", "resource_version", "stream", "type")
+    __slots__ = (
+        "_meta",
+        "_object",
+        "_raw",
+        "final_state_unknown",
+        "resource_version",
+        "stream",
+        "type",
+    )
 
     type: EventType
     resource_version: str
@@ -52,6 +66,7 @@ class WatchEvent:
     final_state_unknown: bool
     _object: KubeObject | None
     _raw: bytes | None
+    _meta: ObjectMetaView | None
 
     def __init__(
         self,
@@ -62,6 +77,7 @@ class WatchEvent:
         stream: str,
         final_state_unknown: bool = False,
         raw: bytes | None = None,
+        meta: ObjectMetaView | None = None,
     ) -> None:
         if type not in EVENT_TYPES:
             raise ValueError(
@@ -76,6 +92,7 @@ class WatchEvent:
         setter("final_state_unknown", final_state_unknown)
         setter("_object", object)
         setter("_raw", raw)
+        setter("_meta", meta)
 
     @property
     def object(self) -> KubeObject:
@@ -95,6 +112,19 @@ class WatchEvent:
             raw = orjson.dumps(self._object)
             super().__setattr__("_raw", raw)
         return raw
+
+    @property
+    def meta(self) -> ObjectMetaView:
+        """The metadata view (decoded from `raw`, or converted from `object`, then cached)."""
+        meta = self._meta
+        if meta is None:
+            if self._raw is not None:
+                meta = decode_meta(self._raw)
+            else:
+                assert self._object is not None
+                meta = msgspec.convert(self._object.get("metadata", {}), ObjectMetaView)
+            super().__setattr__("_meta", meta)
+        return meta
 
     def __setattr__(self, name: str, value: builtins.object) -> None:
         raise AttributeError(f"WatchEvent is immutable (tried to set {name!r})")
@@ -125,12 +155,28 @@ class WatchEvent:
             f"stream={self.stream!r}{extra})"
         )
 
+    def with_type(self, type: EventType) -> WatchEvent:
+        """The same object, resourceVersion and stream under another type (e.g. a filter turns
+        "stopped matching" into DELETED). Returns `self` if the type is already `type`."""
+        if type == self.type:
+            return self
+        return WatchEvent(
+            type,
+            self._object,
+            raw=self._raw,
+            meta=self._meta,
+            resource_version=self.resource_version,
+            stream=self.stream,
+            final_state_unknown=self.final_state_unknown,
+        )
+
     def with_stream(self, stream: str) -> WatchEvent:
         """The same event attributed to another stream id (used when a trace renames streams)."""
         return WatchEvent(
             self.type,
             self._object,
             raw=self._raw,
+            meta=self._meta,
             resource_version=self.resource_version,
             stream=stream,
             final_state_unknown=self.final_state_unknown,

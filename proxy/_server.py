@@ -702,6 +702,7 @@ class _Connection:
         incoming_forwarded: list[tuple[bytes, bytes]] = []
         chunked = False
         has_length = False
+        declared = b"0"
         expect = False
         forward: list[bytes] = []
         for name, value in request.headers:
@@ -732,6 +733,7 @@ class _Connection:
                 continue
             elif lower == b"content-length":
                 has_length = True
+                declared = value
             elif lower == b"expect":
                 if value.strip().lower() != b"100-continue":
                     raise _ClientError(
@@ -779,6 +781,11 @@ class _Connection:
             )
             return
         base = app.prefix if by_path else b""
+        limit = app.config.max_body_size
+        if has_length and limit is not None and int(declared) > limit:
+            raise _ClientError(
+                pages.error_page(413, "The request body is too large.", close=True)
+            )  # refused before a byte of it is read or forwarded
         if rest == _QUEUE_PATH:
             await self._queue_events(app, cookies)
             return

@@ -222,6 +222,11 @@ async def test_limits_are_configurable_per_app() -> None:
         body = b"x" * 5000
         head = b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"
         assert (await raw(h.port, head + body)).startswith(b"HTTP/1.1 413")
+        # Chunked: refused once the limit is crossed, whatever was forwarded is cut off.
+        chunked = b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunks = b"".join(b"200\r\n" + b"c" * 512 + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
+        assert (await raw(h.port, chunked + chunks)).startswith(b"HTTP/1.1 413")
+        assert h.backends[0].requests == 0
 
 
 async def test_forwarded_headers_are_believed_only_from_trusted_proxies() -> None:

@@ -562,7 +562,9 @@ class _Reflector:
                     lines = chunk.split(b"\n")
                     pending = lines.pop()
                     received += self._lines(lines)
-                if pending.strip():
+                # A clean end may leave a last line without its newline; a broken one leaves
+                # half a line, which is dropped (the resume replays it).
+                if broken is None and pending.strip():
                     received += self._lines([pending])
         if idle.cancelled_caught:
             self._failed(
@@ -617,6 +619,8 @@ class _Reflector:
                 raise _error_event(decoded.raw, self._resource, self._namespace)
             n += 1
         counters.resource_version = self._rv
+        if n:
+            counters.changed()  # per chunk, not per line: bookmarks wake waiters too
         return n
 
 

@@ -121,6 +121,45 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
     fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
     fake.set_defaults(handler=_cmd_fake_apiserver)
+    from rxkube.controllers import _proxy_cmd
+
+    proxy = commands.add_parser(
+        "proxy",
+        help="run the ticket proxy for static backends (no Kubernetes)",
+        description="Serve apps through the ticket proxy from a static list of backends.",
+        epilog="example:\n  rxkube proxy --app lab=http://127.0.0.1:8888 --tickets-max 2 "
+        "--listen 127.0.0.1:8080",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    proxy.add_argument(
+        "--app",
+        action="append",
+        required=True,
+        type=_proxy_cmd.parse_app,
+        metavar="NAME=URL[,URL...]",
+        help="an app and its backends (repeatable)",
+    )
+    proxy.add_argument("--listen", type=parse_listen, default=parse_listen("127.0.0.1:8080"))
+    proxy.add_argument("--tickets-max", type=int, default=1, help="users per backend (1)")
+    proxy.add_argument("--idle-timeout", type=float, default=60.0, help="seconds (60)")
+    proxy.add_argument("--hold-time", type=float, default=30.0, help="seconds (30)")
+    proxy.add_argument("--domain", help="domain for host routing (<app>.<domain>)")
+    proxy.add_argument(
+        "--host-app", action="append", default=[], metavar="NAME", help="route NAME by host"
+    )
+    proxy.add_argument("--keep-prefix", action="store_true", help="send /<app>/ upstream too")
+    proxy.add_argument(
+        "--ticket-key-file", help="HMAC keys, one per line (else $RXKUBE_TICKET_KEY)"
+    )
+    proxy.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="believe X-Forwarded-*/Forwarded from these addresses",
+    )
+    proxy.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds (10)")
+    proxy.set_defaults(handler=_proxy_cmd.run_proxy)
     return parser
 
 

@@ -573,6 +573,8 @@ class ApiServer:
                 raise StatusError.method_not_allowed(verb, f"{res.plural}/{route.subresource}")
         elif verb not in res.verbs:
             raise StatusError.method_not_allowed(request.method, res.plural)
+        if (verb in ("update", "patch") and not route.name) or (verb == "create" and route.name):
+            raise StatusError.method_not_allowed(request.method, res.plural)
         query = request.query
         if verb == "watch":
             media = self._negotiate(request, single=True)
@@ -587,8 +589,6 @@ class ApiServer:
         dry_run = _dry_run(query)
         name_user = user.name
         if verb == "create":
-            if route.name:
-                raise StatusError.method_not_allowed(request.method, res.plural)
             body = _decode_body(request, res)
             entry = self.store.create(
                 res, body, namespace=route.namespace, user=name_user, dry_run=dry_run

@@ -61,7 +61,6 @@ def kubeconfig_yaml(url: str, *, token: str = "", namespace: str = "default") ->
             }
         ],
         "current-context": "rxkube-fake",
-        "preferences": {},
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -287,5 +286,11 @@ def run_fake_apiserver(
             stream.flush()
             await trio.sleep_forever()
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        # Ctrl-C arrives inside the server's nursery; report it as the interrupt it is.
+        if group.subgroup(KeyboardInterrupt) is not None:
+            raise KeyboardInterrupt from None
+        raise
     return 0

@@ -3,15 +3,53 @@
 The ticket table (a pure state machine, no I/O) and the HTTP/WebSocket reverse proxy on trio.
 It knows nothing of Kubernetes: whoever embeds it feeds it apps and server lists. It imports
 none of rxkube's other packages (checked by import-linter).
+
+Embedding (everything runs in a nursery the block owns; leaving it shuts down gracefully)::
+
+    from rxkube.proxy import AppConfig, ProxyConfig, ServerRef, ServerSpec, open_ticket_proxy
+
+    config = ProxyConfig(ticket_keys=(key,))
+    async with open_ticket_proxy(config, listen=[("0.0.0.0", 8080)]) as proxy:
+        await proxy.set_app(AppConfig("lab", tickets_max=2, idle_timeout=60))   # add or update
+        proxy.set_servers("lab", [                                              # the whole list
+            ServerSpec(ServerRef("lab-7d9f-x2", "3f1c..."), "10.0.0.7:8888", ready=True),
+        ])
+        proxy.set_server("lab", spec)          # add or update one server (ready=False drains it)
+        proxy.remove_server("lab", ref)        # its tickets are released
+        proxy.changes.subscribe(on_change)     # TicketIssued, TicketReleased, WaiterQueued,
+                                               # WaiterLeft, ServerChanged, LoadChanged(AppLoad)
+        proxy.statistics()                     # ProxyStatistics(apps={name: AppStatistics})
+        await proxy.remove_app("lab")
+
+- `AppConfig`: name (DNS label), routing "path" (`/<name>/...`) or "host" (`<name>.<domain>`),
+  strip_prefix, tickets_max (per server), idle_timeout, hold_time, refresh_interval (the waiting
+  page; a waiter silent for twice this leaves), listen (an own listener), max_body_size.
+- `ServerSpec`: ref (pod name + uid), address "host:port", path prefix, ready, capacity
+  (None = the app's tickets_max). Lowering a capacity or clearing ready never evicts a user.
+- `ProxyConfig`: ticket_keys (HMAC keys, first signs; see `load_ticket_keys`),
+  cookie_max_lifetime (12 h), domain, trusted_proxies, `ProxyLimits`, shutdown_grace.
+
+The proxy reaches the table only through a `TicketAuthority` (`LocalTicketAuthority` by default;
+pass `authority=` to `open_ticket_proxy` to move it, issue 10). `AppLoad` (in `LoadChanged`) has
+what an autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
 """
 
 from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._config import (
+    AppConfig,
+    AppStatistics,
+    ProxyConfig,
+    ProxyLimits,
+    ProxyStatistics,
+    ServerSpec,
+)
 from rxkube.proxy._cookies import (
     CookieRefused,
     TicketClaims,
     TicketSigner,
     load_ticket_keys,
 )
+from rxkube.proxy._server import TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
     AppAdded,
     AppLoad,
@@ -48,9 +86,11 @@ from rxkube.proxy._table import (
 
 __all__ = [
     "AppAdded",
+    "AppConfig",
     "AppLoad",
     "AppRemoved",
     "AppSettings",
+    "AppStatistics",
     "AppUpdated",
     "Change",
     "ClientState",
@@ -59,10 +99,14 @@ __all__ = [
     "Granted",
     "LoadChanged",
     "LocalTicketAuthority",
+    "ProxyConfig",
+    "ProxyLimits",
+    "ProxyStatistics",
     "ServerAdded",
     "ServerChanged",
     "ServerRef",
     "ServerRemoved",
+    "ServerSpec",
     "ServerUpdated",
     "TableEvent",
     "Tick",
@@ -71,6 +115,7 @@ __all__ = [
     "TicketConnectionClosed",
     "TicketConnectionOpened",
     "TicketIssued",
+    "TicketProxy",
     "TicketReleased",
     "TicketRequested",
     "TicketReturned",
@@ -84,4 +129,5 @@ __all__ = [
     "WaiterQueued",
     "Waiting",
     "load_ticket_keys",
+    "open_ticket_proxy",
 ]

@@ -155,6 +155,21 @@ class WatchEvent:
             f"stream={self.stream!r}{extra})"
         )
 
+    def with_type(self, type: EventType) -> WatchEvent:
+        """The same object, resourceVersion and stream under another type (e.g. a filter turns
+        "stopped matching" into DELETED). Returns `self` if the type is already `type`."""
+        if type == self.type:
+            return self
+        return WatchEvent(
+            type,
+            self._object,
+            raw=self._raw,
+            meta=self._meta,
+            resource_version=self.resource_version,
+            stream=self.stream,
+            final_state_unknown=self.final_state_unknown,
+        )
+
     def with_stream(self, stream: str) -> WatchEvent:
         """The same event attributed to another stream id (used when a trace renames streams)."""
         return WatchEvent(

@@ -8,7 +8,26 @@ import types
 
 import pytest
 
-PACKAGES = ["rxkube.streams", "rxkube.controllers", "rxkube.proxy", "rxkube.fakes"]
+ROOTS = ["rxkube.streams", "rxkube.controllers", "rxkube.proxy", "rxkube.fakes"]
+
+
+def _with_subpackages(roots: list[str]) -> list[str]:
+    """The four packages and every public subpackage in them (e.g. rxkube.streams.operators)."""
+    found = []
+    for root in roots:
+        found.append(root)
+        package = importlib.import_module(root)
+        for info in pkgutil.walk_packages(package.__path__, prefix=root + "."):
+            if info.ispkg and not any(part.startswith("_") for part in info.name.split(".")):
+                found.append(info.name)
+    return found
+
+
+PACKAGES = _with_subpackages(ROOTS)
+
+
+def test_subpackages_are_discovered() -> None:
+    assert "rxkube.streams.operators" in PACKAGES
 
 
 def _private_modules(package: types.ModuleType) -> list[types.ModuleType]:

@@ -1,0 +1,371 @@
+"""From a scale decision to pod commands, against the informer's view: idempotent and replayable.
+
+What this module is for: the reconciling step of DESIGN section 4 ("Orchestrator sinks"). The
+autoscaler emits desired state; this step compares it with the pods the informer shows and the
+commands already sent, and emits only what is missing, so a burst of ticket events coalesces into
+one create. Pure: no I/O, no clock (`now` is the scheduler's), no randomness except the injected
+name-suffix source, so a replay produces the same names and commands. It imports the standard
+library, this package and one type of `rxkube.streams`.
+
+How it stays idempotent (the "expectations" of client-go's ReplicaSet controller):
+- A create sent is remembered (`creating`, by name) until the pod shows up in the view, the sink
+  reports it failed, or `create_timeout` passes. Until then the decision counts it as starting
+  capacity, and a decision that did not know about it has its `create` reduced by it.
+- A delete sent is remembered (`deleting`, by uid) until the pod is gone or shows its
+  deletionTimestamp; it is sent again only after `delete_retry` (a lost request).
+- A failed create backs off (1 s doubling to 60 s, reset when a created pod appears), so an API
+  that refuses (quota, RBAC) is retried, counted and never hammered.
+
+Which pods are an app's autoscaled pods (adoption, DESIGN section 4): pods with the app label
+`ipb-halle.de/k8sticket.deployment.app.name=<app>` and either `rxkube.io/autoscaled: "true"` or
+k8sTicket's `ipb-halle.de/k8sTicket.scaled: "true"` (k8sTicket named them
+`<app>-k8sticket-autoscaled-*`), unless another object controls them (a ReplicaSet's pods are
+the Deployment's own, never ours to delete, even if their template copied the label).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal, TypeAlias
+
+from rxkube.controllers._appspec import APP_LABEL, AppSpec
+from rxkube.controllers._autoscaler import (
+    AutoscaledPod,
+    DeleteReason,
+    LoadSummary,
+    ScaleDecision,
+    decide,
+)
+from rxkube.streams import PodPhase
+
+# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
+__all__ = [  # noqa: RUF022
+    "AUTOSCALED_LABEL",
+    "AutoscaleStep",
+    "CreatePod",
+    "DeletePod",
+    "K8STICKET_SCALED_LABEL",
+    "PodCommand",
+    "ReconcileState",
+    "TEMPLATE_HASH_LABEL",
+    "autoscale",
+    "autoscaled_pods",
+    "command_failed",
+    "reconcile",
+    "seeded_suffixes",
+]
+
+AUTOSCALED_LABEL: Final = "rxkube.io/autoscaled"
+K8STICKET_SCALED_LABEL: Final = "ipb-halle.de/k8sTicket.scaled"
+TEMPLATE_HASH_LABEL: Final = "rxkube.io/template-hash"
+
+_PHASES: Final[Mapping[str, PodPhase]] = {
+    "Pending": "Pending",
+    "Running": "Running",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+}
+# Kubernetes' generateName alphabet (no vowels, no confusable digits): names never spell words.
+_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"
+_BACKOFF_FIRST: Final = 1.0
+_BACKOFF_MAX: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePod:
+    """Create `body` (a complete v1 Pod) in `namespace`."""
+
+    namespace: str
+    name: str
+    app: str
+    body: Mapping[str, Any] = field(hash=False, repr=False)
+
+    kind: Literal["create"] = "create"
+
+
+@dataclass(frozen=True, slots=True)
+class DeletePod:
+    """Delete pod `name` only if it is still the incarnation `uid` (a delete precondition)."""
+
+    namespace: str
+    name: str
+    uid: str
+    app: str
+    reason: DeleteReason
+
+    kind: Literal["delete"] = "delete"
+
+
+PodCommand: TypeAlias = CreatePod | DeletePod
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileState:
+    """What one app's reconciler remembers between steps. Start with `ReconcileState()`."""
+
+    creating: Mapping[str, float] = field(default_factory=dict)
+    """Pod name -> when its create was sent (not yet seen)."""
+    deleting: Mapping[str, float] = field(default_factory=dict)
+    """Pod uid -> when its delete was sent (the pod still shows, not terminating)."""
+    first_seen: Mapping[str, float] = field(default_factory=dict)
+    """Pod uid -> when the pod was created by us or first seen (adopted)."""
+    backoff: float = 0.0
+    """The current create back-off in seconds (0 when creates succeed)."""
+    not_before: float = float("-inf")
+    """No create is sent before this time (after a failure)."""
+    create_timeout: float = 60.0
+    delete_retry: float = 30.0
+
+
+def seeded_suffixes(seed: int | str) -> Callable[[], str]:
+    """A deterministic source of 5-character name suffixes (same seed, same names)."""
+    rng = random.Random(str(seed))
+
+    def suffix() -> str:
+        return "".join(rng.choice(_ALPHABET) for _ in range(5))
+
+    return suffix
+
+
+def _text(mapping: Mapping[str, Any], key: str) -> str:
+    value = mapping.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _is_ours(spec: AppSpec, pod: Mapping[str, Any]) -> bool:
+    metadata = _mapping(pod.get("metadata"))
+    labels = _mapping(metadata.get("labels"))
+    if labels.get(APP_LABEL) != spec.app:
+        return False
+    if labels.get(AUTOSCALED_LABEL) != "true" and labels.get(K8STICKET_SCALED_LABEL) != "true":
+        return False
+    namespace = _text(metadata, "namespace")
+    if spec.namespace and namespace and namespace != spec.namespace:
+        return False
+    owners = metadata.get("ownerReferences")
+    for owner in owners if isinstance(owners, list) else ():
+        owner = _mapping(owner)
+        if owner.get("controller") is not True:
+            continue
+        if owner.get("kind") != "Deployment":
+            return False
+        uid = _text(owner, "uid")
+        if spec.deployment_uid and uid:
+            return uid == spec.deployment_uid
+        return _text(owner, "name") == spec.deployment
+    return True
+
+
+def _ready(status: Mapping[str, Any]) -> bool:
+    conditions = status.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else ():
+        condition = _mapping(condition)
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def autoscaled_pods(
+    state: ReconcileState, spec: AppSpec, pods: Iterable[Mapping[str, Any]], *, now: float
+) -> tuple[ReconcileState, tuple[AutoscaledPod, ...]]:
+    """Select the app's autoscaled pods from the informer's view and update the expectations.
+
+    Returns the pods the decision should see: those in the view plus creates in flight.
+    """
+    creating = dict(state.creating)
+    deleting = dict(state.deleting)
+    first_seen: dict[str, float] = {}
+    backoff = state.backoff
+    seen: list[AutoscaledPod] = []
+    names: set[str] = set()
+    for pod in pods:
+        if not _is_ours(spec, pod):
+            continue
+        metadata = _mapping(pod.get("metadata"))
+        status = _mapping(pod.get("status"))
+        name, uid = _text(metadata, "name"), _text(metadata, "uid")
+        if not name:
+            continue
+        names.add(name)
+        if name in creating:
+            first_seen[uid] = creating.pop(name)
+            backoff = 0.0  # a create went through: the API accepts them again
+        else:
+            first_seen[uid] = state.first_seen.get(uid, now)
+        terminating = metadata.get("deletionTimestamp") is not None
+        if terminating:
+            deleting.pop(uid, None)
+        phase = _text(status, "phase")
+        labels = _mapping(metadata.get("labels"))
+        template = labels.get(TEMPLATE_HASH_LABEL)
+        seen.append(
+            AutoscaledPod(
+                name=name,
+                uid=uid,
+                phase=_PHASES.get(phase, "Unknown"),
+                ready=_ready(status),
+                template_hash=template if isinstance(template, str) else None,
+                created_at=first_seen[uid],
+                deleting=terminating,
+            )
+        )
+    present = {p.uid for p in seen}
+    deleting = {uid: t for uid, t in deleting.items() if uid in present}
+    creating = {n: t for n, t in creating.items() if now - t < state.create_timeout}
+    in_flight = tuple(
+        AutoscaledPod(
+            name=name,
+            uid="",
+            phase="Pending",
+            ready=False,
+            template_hash=spec.template_hash,
+            created_at=sent,
+            observed=False,
+        )
+        for name, sent in sorted(creating.items())
+        if name not in names
+    )
+    new_state = replace(
+        state, creating=creating, deleting=deleting, first_seen=first_seen, backoff=backoff
+    )
+    return new_state, tuple(seen) + in_flight
+
+
+def pod_body(spec: AppSpec, name: str) -> dict[str, Any]:
+    """A v1 Pod from a deep copy of the app's template, labelled and owned by the Deployment."""
+    template = copy.deepcopy(dict(spec.pod_template or {}))
+    metadata = _mapping(template.get("metadata"))
+    labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
+    # A ReplicaSet selects its pods by pod-template-hash: never let one adopt ours.
+    labels.pop("pod-template-hash", None)
+    labels[APP_LABEL] = spec.app
+    labels[AUTOSCALED_LABEL] = "true"
+    labels[K8STICKET_SCALED_LABEL] = "true"
+    if spec.template_hash is not None:
+        labels[TEMPLATE_HASH_LABEL] = spec.template_hash
+    meta: dict[str, Any] = {"name": name, "namespace": spec.namespace, "labels": labels}
+    annotations = _mapping(metadata.get("annotations"))
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    if spec.deployment_uid:
+        # No blockOwnerDeletion: it needs `update` on deployments/finalizers where the
+        # OwnerReferencesPermissionEnforcement admission plugin runs, which k8sTicket's RBAC lacks.
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": spec.deployment,
+                "uid": spec.deployment_uid,
+                "controller": True,
+            }
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": copy.deepcopy(dict(_mapping(template.get("spec")))),
+    }
+
+
+def reconcile(
+    state: ReconcileState,
+    spec: AppSpec,
+    decision: ScaleDecision,
+    pods: Iterable[AutoscaledPod],
+    *,
+    now: float,
+    new_suffix: Callable[[], str],
+) -> tuple[ReconcileState, tuple[PodCommand, ...]]:
+    """Commands that bring the cluster to `decision`, minus what is already under way."""
+    pods = tuple(pods)
+    by_name = {p.name: p for p in pods}
+    commands: list[PodCommand] = []
+    deleting = dict(state.deleting)
+    for verdict in decision.delete:
+        pod = by_name.get(verdict.name)
+        if pod is None or not pod.observed or pod.deleting or pod.uid != verdict.uid:
+            continue  # already gone, not created yet, or on its way out
+        sent = deleting.get(pod.uid)
+        if sent is not None and now - sent < state.delete_retry:
+            continue
+        deleting[pod.uid] = now
+        commands.append(DeletePod(spec.namespace, pod.name, pod.uid, spec.app, verdict.reason))
+
+    creating = dict(state.creating)
+    known = {v.name for v in decision.keep} | {v.name for v in decision.delete}
+    unknown_in_flight = sum(1 for name in creating if name not in known)
+    wanted = decision.create - unknown_in_flight
+    if wanted > 0 and spec.pod_template is not None and now >= state.not_before:
+        taken = set(by_name) | set(creating)
+        for _ in range(wanted):
+            name = _fresh_name(spec.app, taken, new_suffix)
+            taken.add(name)
+            creating[name] = now
+            commands.append(CreatePod(spec.namespace, name, spec.app, pod_body(spec, name)))
+    return replace(state, creating=creating, deleting=deleting), tuple(commands)
+
+
+def _fresh_name(app: str, taken: set[str], new_suffix: Callable[[], str]) -> str:
+    for _ in range(100):
+        name = f"{app}-rxkube-{new_suffix()}"
+        if name not in taken:
+            return name
+    raise RuntimeError("the name suffix source keeps repeating names already in use")
+
+
+def command_failed(state: ReconcileState, command: PodCommand, *, now: float) -> ReconcileState:
+    """The sink reports that `command` failed: back off (creates double, deletes wait a retry).
+
+    A delete of a pod that is already gone (404) is a success: report only other failures.
+    """
+    if isinstance(command, CreatePod):
+        creating = {n: t for n, t in state.creating.items() if n != command.name}
+        backoff = min(_BACKOFF_MAX, state.backoff * 2 if state.backoff else _BACKOFF_FIRST)
+        return replace(state, creating=creating, backoff=backoff, not_before=now + backoff)
+    # Keep the expectation, restarted now: the delete is sent again after `delete_retry`,
+    # so a refusing API (403) is retried at that pace rather than on every step.
+    return replace(state, deleting={**state.deleting, command.uid: now})
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscaleStep:
+    """One step of one app's autoscaler: the new state, the decision and the commands."""
+
+    state: ReconcileState
+    decision: ScaleDecision
+    commands: tuple[PodCommand, ...]
+    next_check: float | None
+    """When to run the next step if nothing else happens (None: only on new input)."""
+
+
+def autoscale(
+    state: ReconcileState,
+    spec: AppSpec,
+    load: LoadSummary,
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    now: float,
+    new_suffix: Callable[[], str],
+) -> AutoscaleStep:
+    """Observe the pods, decide, reconcile: the whole pure step for one app.
+
+    Run it only after the pod informer has synced: before that, "no pods" is not the truth and
+    the step would create pods that already exist.
+    """
+    state, view = autoscaled_pods(state, spec, pods, now=now)
+    decision = decide(spec, load, view, now=now)
+    state, commands = reconcile(state, spec, decision, view, now=now, new_suffix=new_suffix)
+    times = [t for t in (decision.next_check,) if t is not None]
+    times += [sent + state.create_timeout for sent in state.creating.values()]
+    times += [sent + state.delete_retry for sent in state.deleting.values()]
+    if decision.create > 0 and now < state.not_before:
+        times.append(state.not_before)
+    future = [t for t in times if t > now]
+    return AutoscaleStep(state, decision, commands, min(future) if future else None)

@@ -1,0 +1,144 @@
+"""`rxkube fake-apiserver` from a shell, and a kubectl smoke test against it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.fixture
+def cli_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The CLI in a subprocess: yields (url, kubeconfig path); stops it with Ctrl-C."""
+    kubeconfig = tmp_path / "kubeconfig"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rxkube.controllers",
+            "fake-apiserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--kubeconfig-out",
+            str(kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        printed: list[str] = []
+        for line in process.stdout:
+            printed.append(line)
+            if line.startswith("current-context"):
+                break
+        config = yaml.safe_load("".join(printed))
+        url = config["clusters"][0]["cluster"]["server"]
+        assert printed[0] == f"# rxkube fake API server listening on {url}\n"
+        assert yaml.safe_load(kubeconfig.read_text()) == config
+        yield url, kubeconfig
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        assert code == 130, process.stderr.read() if process.stderr else ""
+
+
+def test_cli_serves_and_prints_a_kubeconfig(cli_server: tuple[str, Path]) -> None:
+    url, _ = cli_server
+    version = httpx.get(f"{url}/version", timeout=10)
+    assert version.status_code == 200
+    assert version.json()["major"] == "1"
+
+
+def test_cli_reports_an_address_in_use(cli_server: tuple[str, Path]) -> None:
+    url, _ = cli_server
+    port = url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rxkube.controllers",
+            "fake-apiserver",
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"rxkube fake-apiserver: error: cannot listen on 127.0.0.1:{port}"
+    )
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_create_get_and_delete(cli_server: tuple[str, Path], tmp_path: Path) -> None:
+    _, kubeconfig = cli_server
+    assert KUBECTL is not None
+
+    def kubectl(*args: str) -> str:
+        result = subprocess.run(
+            [
+                KUBECTL,
+                "--kubeconfig",
+                str(kubeconfig),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    manifest = tmp_path / "objects.yaml"
+    manifest.write_text(
+        yaml.safe_dump_all(
+            [
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "settings"},
+                    "data": {"a": "1"},
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": "web", "labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]},
+                },
+            ]
+        )
+    )
+    created = kubectl("create", "--validate=false", "-f", str(manifest))
+    assert "configmap/settings created" in created
+    assert "pod/web created" in created
+    pods = json.loads(kubectl("get", "pods", "-o", "json"))
+    assert [p["metadata"]["name"] for p in pods["items"]] == ["web"]
+    assert pods["items"][0]["status"]["phase"] == "Pending"
+    selected = json.loads(kubectl("get", "pods", "-l", "app=db", "-o", "json"))
+    assert selected["items"] == []
+    table = kubectl("get", "configmaps")
+    assert "settings" in table
+    assert "deleted" in kubectl("delete", "configmap", "settings")
+    assert json.loads(kubectl("get", "configmaps", "-o", "json"))["items"] == []

@@ -34,6 +34,7 @@ from rxkube.streams._codec import RawTransform, drop_managed_fields
 from rxkube.streams._events import WatchEvent
 from rxkube.streams._resources import Resource
 from rxkube.streams._store import Indexer, Store
+from rxkube.streams._trace import TraceWriter
 from rxkube.streams._watch import (
     WatchCounters,
     WatchPolicy,
@@ -41,6 +42,7 @@ from rxkube.streams._watch import (
     _Reflector,
     _Terminal,
     stream_id,
+    stream_spec,
 )
 
 __all__ = ["Informer", "InformerStatistics", "open_informer"]
@@ -63,10 +65,14 @@ class Informer:
     """A running list+watch, its store and its shared event stream. Open with
     `open_informer(...)`; see the module docstring."""
 
-    def __init__(self, resource: Resource, stream: str, store: Store) -> None:
+    def __init__(
+        self, resource: Resource, stream: str, spec: Mapping[str, str | bool], store: Store
+    ) -> None:
         self.resource = resource
         self.stream = stream
         """The watch's stream id (DESIGN section 4, "Trace format")."""
+        self.spec = spec
+        """What the watch watches, as a trace header declares it (`stream_spec`)."""
         self.store = store
         self.counters = WatchCounters()
         self._subject: Subject[WatchEvent] = Subject()
@@ -162,17 +168,24 @@ async def open_informer(
     transform: RawTransform | None = drop_managed_fields,
     policy: WatchPolicy | None = None,
     rng: random.Random | None = None,
+    record: TraceWriter | None = None,
 ) -> AsyncIterator[Informer]:
     """Run a list+watch of `resource` into a `Store` for the duration of the block.
 
     `indexers` add store indexes (`label_indexer(...)`); `transform` rewrites each object's
     JSON before it is kept and published (default: drop `metadata.managedFields`; None keeps
-    objects as received). The other arguments are `watch()`'s.
+    objects as received). `record` tees every event, from the first list on, to a trace
+    writer whose header declares this stream (`{stream_id(...): stream_spec(...)}` of the
+    same arguments). The other arguments are `watch()`'s.
 
         async with open_informer(client, PODS, namespace="apps") as pods:
             await pods.wait_synced()
             pods.events.subscribe(on_pod_event)
             print(len(pods.store), pods.statistics().relists)
+
+    Recording an informer that is already running works too: a late subscriber gets the
+    store's contents first, so `pods.events.subscribe(writer)` starts the trace with a
+    consistent snapshot (declare `{pods.stream: pods.spec}` in the writer's header).
     """
     sid = stream_id(
         resource,
@@ -181,9 +194,23 @@ async def open_informer(
         field_selector=field_selector,
         metadata_only=metadata_only,
     )
+    spec = stream_spec(
+        resource,
+        namespace=namespace,
+        label_selector=label_selector,
+        field_selector=field_selector,
+        metadata_only=metadata_only,
+    )
+    if record is not None and sid not in record.header.streams:
+        raise ValueError(
+            f"the trace writer's header does not declare the stream {sid!r}; open it with "
+            f"streams={{{sid!r}: {spec!r}, ...}}"
+        )
     # The reflector applies the transform, so the events and the store share the same bytes.
     store = Store(transform=None, indexers=indexers)
-    informer = Informer(resource, sid, store)
+    informer = Informer(resource, sid, spec, store)
+    if record is not None:
+        informer.events.subscribe(record)
     reflector = _Reflector(
         client,
         resource,

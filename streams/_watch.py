@@ -84,6 +84,7 @@ __all__ = [
     "WatchPolicy",
     "WatchStatistics",
     "stream_id",
+    "stream_spec",
     "watch",
 ]
 
@@ -246,6 +247,34 @@ def stream_id(
     if metadata_only:
         query.append("meta")
     return f"{sid}?{'&'.join(query)}" if query else sid
+
+
+def stream_spec(
+    resource: Resource,
+    *,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    metadata_only: bool = False,
+) -> dict[str, str | bool]:
+    """What one watch watches, as a trace header declares it (DESIGN section 4, "Trace
+    format"): `{"resource": "deployments.apps", "apiVersion": "apps/v1", "kind":
+    "Deployment", "namespace": "lab", "labelSelector": ..., "metadataOnly": true}` (absent
+    settings are left out). Pair it with `stream_id(...)` of the same arguments."""
+    spec: dict[str, str | bool] = {
+        "resource": resource.qualified_name,
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+    }
+    if namespace is not None:
+        spec["namespace"] = namespace
+    if label_selector:
+        spec["labelSelector"] = label_selector
+    if field_selector:
+        spec["fieldSelector"] = field_selector
+    if metadata_only:
+        spec["metadataOnly"] = True
+    return spec
 
 
 # -- decoding lists ------------------------------------------------------------------------

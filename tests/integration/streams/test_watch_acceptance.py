@@ -25,11 +25,16 @@ from rxkube.streams import (
     KubeClient,
     Resource,
     Store,
+    TrioScheduler,
     WatchEvent,
     WatchPolicy,
     load_kubeconfig,
     open_client,
     open_informer,
+    open_trace,
+    open_trace_writer,
+    stream_id,
+    stream_spec,
 )
 
 NS = "default"
@@ -423,3 +428,32 @@ def _binding(role: str, namespace: str, account: str) -> dict[str, Any]:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
         "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
     }
+
+
+async def test_a_recorded_trace_rebuilds_the_store(
+    server: FakeApiServer, client: KubeClient, tmp_path: Path
+) -> None:
+    await create(client, "a", "b", "c")
+    path = tmp_path / "configmaps.jsonl.gz"
+    sid = stream_id(CONFIGMAPS, namespace=NS)
+    async with trio.open_nursery() as nursery:
+        with open_trace_writer(
+            path,
+            streams={sid: stream_spec(CONFIGMAPS, namespace=NS)},
+            scheduler=TrioScheduler(nursery),
+            source=server.url,
+        ) as writer:
+            async with informer_for(client, record=writer) as informer:
+                await live(informer)
+                await _disconnect_and_change(server, client, informer)
+                await wait(informer, lambda s: s.relists == 1)
+                await converge(informer, client)
+                expected = store_state(informer.store)
+    replayed = Store(transform=None)
+    with open_trace(path) as trace:
+        assert trace.header.source == server.url
+        for record in trace:
+            assert isinstance(record.event, WatchEvent)
+            replayed.apply(record.event)
+    assert store_state(replayed) == expected
+    assert expected == await server_state(client)

@@ -12,6 +12,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +36,10 @@ from rxkube.streams import (
     label_indexer,
     open_client,
     open_informer,
+    open_trace,
+    open_trace_writer,
     stream_id,
+    stream_spec,
     watch,
 )
 
@@ -728,3 +732,69 @@ async def test_an_informer_with_a_bad_selector_fails_its_block(autojump_clock: C
             open_informer(client, PODS, label_selector="app in (", policy=POLICY) as informer,
         ):
             await informer.wait_synced()
+
+
+# -- recording --------------------------------------------------------------------------------
+
+
+async def test_an_informer_records_every_event_to_a_trace(
+    autojump_clock: Clock, tmp_path: Path
+) -> None:
+    api = Api(
+        lists=[listing("10", pod("a", "1"), pod("b", "2")), listing("20", pod("a", "15"))],
+        watches=[stream(line("MODIFIED", pod("a", "11")), gone())],
+    )
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    sid = stream_id(PODS, namespace="apps")
+    assert stream_spec(PODS, namespace="apps") == {
+        "resource": "pods",
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": "apps",
+    }
+    path = tmp_path / "pods.jsonl.gz"
+    async with (
+        open_client(config, transport=httpx.MockTransport(api)) as client,
+        trio.open_nursery() as nursery,
+    ):
+        scheduler = TrioScheduler(nursery)
+        with open_trace_writer(
+            path, streams={sid: stream_spec(PODS, namespace="apps")}, scheduler=scheduler
+        ) as writer:
+            async with open_informer(
+                client, PODS, namespace="apps", policy=POLICY, record=writer
+            ) as informer:
+                assert informer.spec == stream_spec(PODS, namespace="apps")
+                await informer.wait_until(lambda s: s.relists == 1)
+    with open_trace(path) as reader:
+        assert reader.header.streams == {sid: stream_spec(PODS, namespace="apps")}
+        records = [
+            (r.t, r.event.type, r.event.resource_version, r.event.final_state_unknown)
+            for r in reader
+            if isinstance(r.event, WatchEvent)
+        ]
+    assert records == [
+        (0.0, "ADDED", "1", False),
+        (0.0, "ADDED", "2", False),
+        (0.0, "SYNCED", "10", False),
+        (0.0, "MODIFIED", "11", False),
+        (0.5, "MODIFIED", "15", False),  # the relist, after the first backoff delay
+        (0.5, "DELETED", "2", True),
+        (0.5, "SYNCED", "20", False),
+    ]
+
+
+async def test_recording_needs_the_stream_declared(autojump_clock: Clock, tmp_path: Path) -> None:
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    async with (
+        open_client(config, transport=httpx.MockTransport(Api([], []))) as client,
+        trio.open_nursery() as nursery,
+    ):
+        with (
+            open_trace_writer(
+                tmp_path / "t.jsonl", streams={"pods": {}}, scheduler=TrioScheduler(nursery)
+            ) as writer,
+            pytest.raises(ValueError, match="does not declare the stream 'pods/apps'"),
+        ):
+            async with open_informer(client, PODS, namespace="apps", record=writer):
+                pass

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from reactivex import operators as ops
 
 from rxkube.fakes import FakeApiServer, Fault
 from rxkube.streams import (
@@ -35,6 +36,7 @@ from rxkube.streams import (
     open_trace_writer,
     stream_id,
     stream_spec,
+    watch,
 )
 
 NS = "default"
@@ -457,3 +459,42 @@ async def test_a_recorded_trace_rebuilds_the_store(
             replayed.apply(record.event)
     assert store_state(replayed) == expected
     assert expected == await server_state(client)
+
+
+def _not_synced(event: WatchEvent) -> bool:
+    return event.type != "SYNCED"
+
+
+async def test_watch_is_cold_and_disposing_closes_its_connection(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    await create(client, "a", "b")
+    first: list[WatchEvent] = []
+    second: list[WatchEvent] = []
+    fourth = trio.Event()
+
+    def on_second(event: WatchEvent) -> None:
+        second.append(event)
+        if len(second) == 4:
+            fourth.set()
+
+    async def open_watches(n: int) -> None:
+        # The server counts a watch closed when its next write (a bookmark) fails.
+        with trio.fail_after(DEADLINE):
+            await server.api.wait_open_watches(n)
+
+    async with trio.open_nursery() as nursery:
+        scheduler = TrioScheduler(nursery)
+        events = watch(client, CONFIGMAPS, namespace=NS, policy=POLICY)
+        one = events.pipe(ops.filter(_not_synced)).subscribe(first.append, scheduler=scheduler)
+        two = events.subscribe(on_second, scheduler=scheduler)
+        await open_watches(2)  # cold: one list+watch per subscription
+        one.dispose()
+        await open_watches(1)
+        await create(client, "c")
+        with trio.fail_after(DEADLINE):
+            await fourth.wait()
+        two.dispose()
+        await open_watches(0)
+    assert [(e.type, e.meta.key) for e in first] == [("ADDED", "default/a"), ("ADDED", "default/b")]
+    assert [e.type for e in second] == ["ADDED", "ADDED", "SYNCED", "ADDED"]

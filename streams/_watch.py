@@ -419,6 +419,11 @@ class _Reflector:
                 raise _Terminal(exc) from exc
             except ServerError as exc:
                 self._failed("ServerError", exc, level=logging.WARNING)
+                if not self._need_list and _too_large_rv(exc):
+                    # The server is behind the resourceVersion we hold (e.g. another replica
+                    # after a failover): relist from the latest state (client-go does too).
+                    self._need_list = True
+                    self._rv_unavailable = True
                 await trio.sleep(max(exc.retry_after or 0.0, self._backoff.delay()))
             except ApiError as exc:
                 if exc.code in _TERMINAL_CODES:

@@ -798,3 +798,33 @@ async def test_recording_needs_the_stream_declared(autojump_clock: Clock, tmp_pa
         ):
             async with open_informer(client, PODS, namespace="apps", record=writer):
                 pass
+
+
+async def test_a_too_large_resource_version_on_watch_relists_the_latest_state(
+    autojump_clock: Clock,
+) -> None:
+    too_large = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Timeout: Too large resource version: 105, current: 100",
+        "reason": "Timeout",
+        "details": {"causes": [{"reason": "ResourceVersionTooLarge"}], "retryAfterSeconds": 1},
+        "code": 504,
+    }
+    api = Api(
+        lists=[listing("105", pod("a", "1")), listing("100", pod("a", "1"))],
+        watches=[stream(line("ERROR", too_large))],
+    )
+
+    async def body(run: Run) -> None:
+        await run.events.wait_for(run.events.synced(2))
+
+    run = await run_watch(api, body)
+    assert [(t, kind, p.get("resourceVersion")) for t, kind, p in api.requests[:3]] == [
+        (0.0, "list", "0"),
+        (0.0, "watch", "105"),
+        (1.0, "list", ""),  # Retry-After (1 s) over the 0.5 s backoff; then the latest state
+    ]
+    assert run.counters.statistics().errors == {"ServerError": 1}

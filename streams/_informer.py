@@ -27,7 +27,6 @@ import reactivex
 import trio
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.subject import Subject
 
 from rxkube.streams._client import KubeClient
 from rxkube.streams._codec import RawTransform, drop_managed_fields
@@ -75,7 +74,11 @@ class Informer:
         """What the watch watches, as a trace header declares it (`stream_spec`)."""
         self.store = store
         self.counters = WatchCounters()
-        self._subject: Subject[WatchEvent] = Subject()
+        # A plain tuple of observers, rebuilt on (un)subscribe: publishing is the hot path
+        # (tens of thousands of events a second), and a reactivex Subject takes two locks and
+        # copies its observer list per event. Everything runs on the trio thread.
+        self._observers: tuple[abc.ObserverBase[WatchEvent], ...] = ()
+        self._error: Exception | None = None
         self._synced = trio.Event()
         self.events: reactivex.Observable[WatchEvent] = reactivex.create(self._subscribe)
         """Hot: the live events, after a replay of the store's contents (ADDED..., SYNCED)
@@ -84,7 +87,8 @@ class Informer:
     def _publish(self, event: WatchEvent) -> None:
         if event.type == "SYNCED":
             self._synced.set()
-        self._subject.on_next(event)
+        for observer in self._observers:
+            observer.on_next(event)
         self.counters.changed()
 
     def _subscribe(
@@ -107,8 +111,21 @@ class Informer:
             observer.on_next(
                 WatchEvent("SYNCED", resource_version=self.store.resource_version, stream=stream)
             )
-        subscription = self._subject.subscribe(observer)
-        return Disposable(subscription.dispose)
+        if self._error is not None:
+            observer.on_error(self._error)
+            return Disposable()
+        self._observers = (*self._observers, observer)
+
+        def unsubscribe() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return Disposable(unsubscribe)
+
+    def _fail(self, error: Exception) -> None:
+        self._error = error
+        observers, self._observers = self._observers, ()
+        for observer in observers:
+            observer.on_error(error)
 
     @property
     def synced(self) -> bool:
@@ -148,7 +165,7 @@ class Informer:
             last_error=c.last_error,
             objects=store.objects,
             raw_bytes=store.raw_bytes,
-            subscribers=len(self._subject.observers),
+            subscribers=len(self._observers),
         )
 
     def __repr__(self) -> str:
@@ -240,5 +257,5 @@ async def _run(reflector: _Reflector, informer: Informer) -> None:
     except _Terminal as exc:
         # Nothing a retry can fix (a bad selector): subscribers hear it, and so does the
         # block's owner, from the nursery.
-        informer._subject.on_error(exc.error)
+        informer._fail(exc.error)
         raise exc.error from None

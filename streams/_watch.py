@@ -580,7 +580,10 @@ class _Reflector:
                 params=params,
                 headers=headers,
             ) as response:
-                chunks = response.aiter_bytes()
+                # Undecoded reads skip a layer of httpx per chunk; a compressed body (the
+                # server may gzip when asked) goes through the decoder.
+                identity = response.headers.get("content-encoding", "identity") == "identity"
+                chunks = response.aiter_raw() if identity else response.aiter_bytes()
                 pending = b""
                 while True:
                     try:

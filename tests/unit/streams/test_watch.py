@@ -8,6 +8,7 @@ against the fake API server over loopback in tests/integration/streams/.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 from collections import deque
@@ -828,3 +829,21 @@ async def test_a_too_large_resource_version_on_watch_relists_the_latest_state(
         (1.0, "list", ""),  # Retry-After (1 s) over the 0.5 s backoff; then the latest state
     ]
     assert run.counters.statistics().errors == {"ServerError": 1}
+
+
+async def test_a_gzip_encoded_watch_is_decoded(autojump_clock: Clock) -> None:
+    body = gzip.compress(line("ADDED", pod("a", "11")) + line("DELETED", pod("a", "12")))
+    api = Api(
+        lists=[listing("10")],
+        watches=[lambda: httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})],
+    )
+
+    async def body_(run: Run) -> None:
+        await run.events.wait_for(lambda ev: len(ev) == 3)
+
+    run = await run_watch(api, body_)
+    assert run.events.summary() == [
+        ("SYNCED", "-", "10"),
+        ("ADDED", "a", "11"),
+        ("DELETED", "a", "12"),
+    ]

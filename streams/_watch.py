@@ -449,10 +449,6 @@ class _Reflector:
         counters.changed()
         log.log(level, "watch %s: %s%s", self._stream, exc, note)
 
-    def _emit(self, event: WatchEvent) -> None:
-        self._counters.events += 1
-        self._on_next(event)
-
     # -- list ------------------------------------------------------------------------------
 
     def _list_version(self) -> str:

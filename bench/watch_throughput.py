@@ -10,8 +10,11 @@ In the same run, against the same server:
   plain `watch()` into a `Store(transform=None)`; the time from subscribing to the N-th event;
 - the official client: `kubernetes.watch.Watch().stream(CoreV1Api.list_namespaced_pod, ...)`,
   the time to the N-th event.
-Each is run 3 times; the medians and the ratio are printed. Then the memory a Store holds for
-10,000 such pods (tracemalloc, after the run), and optionally a profile (`--profile`).
+Each is run 3 times, interleaved (one round runs each contender once, so load from other
+processes hits all alike); the medians and ratios are printed per wall-clock second and per
+CPU second of this process (the server is another process, so CPU time is the client's own
+work, the steadier figure on a shared machine). Then the memory a Store holds for 10,000 such
+pods (tracemalloc, after the run), and optionally a profile (`--profile`).
 
 Bounded: N events per run (default 20,000), loopback only, a 120 s cap per run.
 

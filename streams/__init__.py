@@ -146,7 +146,7 @@ from rxkube.streams._watch import (
     watch,
 )
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py checks
+__all__ = [
     "AlreadyExists",
     "ApiError",
     "BadRequest",

@@ -173,6 +173,9 @@ class _Candidate:
     """The problems already emitted and still present (a problem is emitted once)."""
     labels: frozenset[str] = frozenset()
     """The `application` labels of the problems emitted since the last ConfigResolved."""
+    inputs: tuple[object, ...] = ()
+    """What the parse read (uid, creationTimestamp, annotations, template): equal inputs, equal
+    outcome, so a status-only update (most Deployment events) skips parsing and resolving."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +223,16 @@ def apply_deployment_event(
             effects = (resolved, *effects)
         return state, effects
 
+    created = metadata.get("creationTimestamp")
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    inputs = (ref.uid, created, metadata.get("annotations"), template)
     previous = candidates.get(ref.key)
+    if previous is not None and previous.inputs == inputs:
+        return state, ()
     if previous is not None and previous.ref.uid != ref.uid:
         previous = None  # deleted and re-created under the same name: a new object
     last_good = previous.effective if previous is not None else None
-    created = metadata.get("creationTimestamp")
     order = creation_key(created if isinstance(created, str) else "", ref.name)
 
     parsed = parse_app_spec(obj, state.defaults)
@@ -245,7 +253,9 @@ def apply_deployment_event(
             )
     reported = previous.reported if previous is not None else frozenset()
     labels = previous.labels if previous is not None else frozenset()
-    candidates[ref.key] = _Candidate(ref, order, effective, tuple(problems), reported, labels)
+    candidates[ref.key] = _Candidate(
+        ref, order, effective, tuple(problems), reported, labels, inputs
+    )
     return _resolve(state, candidates, {})
 
 

@@ -5,7 +5,7 @@ autoscaler emits desired state; this step compares it with the pods the informer
 commands already sent, and emits only what is missing, so a burst of ticket events coalesces into
 one create. Pure: no I/O, no clock (`now` is the scheduler's), no randomness except the injected
 name-suffix source, so a replay produces the same names and commands. It imports the standard
-library and this package only.
+library, this package and one type of `rxkube.streams`.
 
 How it stays idempotent (the "expectations" of client-go's ReplicaSet controller):
 - A create sent is remembered (`creating`, by name) until the pod shows up in the view, the sink
@@ -41,8 +41,7 @@ from rxkube.controllers._autoscaler import (
 )
 from rxkube.streams import PodPhase
 
-# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "AUTOSCALED_LABEL",
     "AutoscaleStep",
     "CreatePod",

@@ -114,7 +114,7 @@ _namespaces = iter(range(1000))
 def ns(server: ThreadedFakeApiServer, clock: Clock) -> str:
     clock.value = T0
     name = f"t{next(_namespaces)}"
-    server.call(server.store.create, "namespaces", {"metadata": {"name": name}})
+    server.store.create("namespaces", {"metadata": {"name": name}})
     return name
 
 
@@ -160,7 +160,7 @@ def _seed(server: ThreadedFakeApiServer, ns: str) -> None:
     store = server.store
 
     def create(resource: str, obj: dict[str, Any]) -> None:
-        server.call(lambda: store.create(resource, obj, namespace=ns))
+        store.create(resource, obj, namespace=ns)
 
     running_pod = {
         "metadata": {"name": "web-1", "labels": {"app": "web"}},
@@ -191,7 +191,7 @@ def _seed(server: ThreadedFakeApiServer, ns: str) -> None:
             }
         ],
     }
-    server.call(lambda: store.patch("pods", ns, "web-1", {"status": status}, subresource="status"))
+    store.patch("pods", ns, "web-1", {"status": status}, subresource="status")
     create("deployments", deployment("web"))
     create(
         "services",
@@ -585,29 +585,27 @@ def test_create_namespace_configmap_and_typed_objects(kubectl: Kubectl, ns: str)
 
 def test_describe_and_get_events(kubectl: Kubectl, server: ThreadedFakeApiServer, ns: str) -> None:
     _seed(server, ns)
-    pod = server.call(server.store.get, "pods", ns, "web-1")
-    server.call(
-        lambda: server.store.create(
-            "events",
-            {
-                "metadata": {"name": "web-1.2"},
-                "involvedObject": {
-                    "kind": "Pod",
-                    "name": "web-1",
-                    "namespace": ns,
-                    "uid": pod["metadata"]["uid"],
-                    "apiVersion": "v1",
-                },
-                "reason": "Pulled",
-                "message": "Container image already present",
-                "type": "Normal",
-                "source": {"component": "kubelet"},
-                "firstTimestamp": _stamp(T0),
-                "lastTimestamp": _stamp(T0),
-                "count": 1,
+    pod = server.store.get("pods", ns, "web-1")
+    server.store.create(
+        "events",
+        {
+            "metadata": {"name": "web-1.2"},
+            "involvedObject": {
+                "kind": "Pod",
+                "name": "web-1",
+                "namespace": ns,
+                "uid": pod["metadata"]["uid"],
+                "apiVersion": "v1",
             },
-            namespace=ns,
-        )
+            "reason": "Pulled",
+            "message": "Container image already present",
+            "type": "Normal",
+            "source": {"component": "kubelet"},
+            "firstTimestamp": _stamp(T0),
+            "lastTimestamp": _stamp(T0),
+            "count": 1,
+        },
+        namespace=ns,
     )
     described, deploy, selected = kubectl.many(
         ("describe", "pod", "web-1", "-n", ns),

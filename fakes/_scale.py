@@ -22,7 +22,7 @@ from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._http import Response
 from rxkube.fakes._patch import PatchRequest
 from rxkube.fakes._resources import ResourceType, Subresource
-from rxkube.fakes._tables import _selector_string
+from rxkube.fakes._tables import selector_string
 
 __all__: list[str] = []
 
@@ -48,7 +48,7 @@ def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
         "spec": {"replicas": int(spec.get("replicas") or 0)},
         "status": {
             "replicas": int(status.get("replicas") or 0),
-            "selector": _selector_string(spec.get("selector")),
+            "selector": selector_string(spec.get("selector")),
         },
     }
 

@@ -141,7 +141,7 @@ def _format_selector(selector: Any) -> str:
     return text if text else "<none>"
 
 
-def _selector_string(selector: Any) -> str:
+def selector_string(selector: Any) -> str:
     """metav1.LabelSelectorAsSelector(...).String(): sorted by key, "" when empty."""
     text = _format_selector(selector)
     return "" if text == "<none>" else text
@@ -339,7 +339,7 @@ def _deployment_cells(p: _Printer, obj: Obj) -> Cells:
         p.age(obj),
         names,
         images,
-        _selector_string(spec.get("selector")),
+        selector_string(spec.get("selector")),
     ]
 
 
@@ -355,7 +355,7 @@ def _replicaset_cells(p: _Printer, obj: Obj) -> Cells:
         p.age(obj),
         names,
         images,
-        _selector_string(spec.get("selector")),
+        selector_string(spec.get("selector")),
     ]
 
 

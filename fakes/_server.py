@@ -10,6 +10,7 @@ wraps the same thing for synchronous users (the official `kubernetes` client, no
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import sys
@@ -18,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 import yaml
@@ -26,6 +27,7 @@ import yaml
 from rxkube.fakes._api import ApiServer
 from rxkube.fakes._faults import Faults
 from rxkube.fakes._http import serve_http
+from rxkube.fakes._kubectl import install_kubectl_support
 from rxkube.fakes._rbac import MASTERS, UserInfo
 from rxkube.fakes._resources import Registry
 from rxkube.fakes._sim import SimSettings, Simulation, open_simulation
@@ -165,6 +167,7 @@ async def open_fake_apiserver(
         max_watch_buffer=max_watch_buffer,
         too_large_wait=too_large_wait,
     )
+    install_kubectl_support(api)
     listeners = await trio.open_tcp_listeners(port, host=host)
     sockname = listeners[0].socket.getsockname()
     bound_host, bound_port = sockname[0], sockname[1]
@@ -200,13 +203,38 @@ def _remove_dir(directory: Path) -> None:
     directory.rmdir()
 
 
+class _InServerThread:
+    """Forwards attribute reads and method calls to an object owned by the server's thread,
+    so that synchronous code can use `store` and `faults` as if they were local."""
+
+    def __init__(self, target: object, call: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_call", call)
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._call(getattr, self._target, name)
+        if not callable(value):
+            return value
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._call(functools.partial(value, *args, **kwargs))
+
+        return method
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._call(setattr, self._target, name, value)
+
+
 class ThreadedFakeApiServer:
     """A fake API server running in its own thread, for synchronous code.
 
-    The attributes of `FakeApiServer` are here too. The store and the immediate faults belong
-    to the server's thread: reach them with `call(fn, *args)`, which runs `fn` there and
-    returns its result (`server.call(server.store.create, "pods", body)`,
-    `server.call(server.faults.drop_watches)`). `faults.inject` is safe from any thread.
+    The attributes of `FakeApiServer` are here too. `store` and `faults` run every call in the
+    server's trio thread (`server.store.create("configmaps", body, namespace="default")`,
+    `server.faults.drop_watches()`), so they are safe to use from the caller's thread; `call(fn,
+    *args)` does the same for anything else. The objects they return (entries, dicts, rules)
+    are snapshots or thread-safe counters. `simulation` (when simulating) belongs to the
+    server's thread too: `call(server.simulation.address, "default", pod, 8080)`,
+    `call_async(server.simulation.exec, "default", pod, ["ls", "/"])`.
     """
 
     def __init__(self, server: FakeApiServer, token: trio.lowlevel.TrioToken) -> None:
@@ -214,8 +242,8 @@ class ThreadedFakeApiServer:
         self._token = token
         self.url = server.url
         self.kubeconfig_path = server.kubeconfig_path
-        self.store = server.store
-        self.faults = server.faults
+        self.store: Store = cast(Store, _InServerThread(server.store, self.call))
+        self.faults: Faults = cast(Faults, _InServerThread(server.faults, self.call))
         self.api = server.api
         self.admin_token = server.admin_token
         self.simulation = server.simulation
@@ -229,8 +257,14 @@ class ThreadedFakeApiServer:
         (e.g. `server.call_async(server.simulation.exec, "default", pod, ["ls"])`)."""
         return trio.from_thread.run(fn, *args, trio_token=self._token)
 
+    def statistics(self) -> dict[str, Any]:
+        return self.call(self.server.statistics)
+
     def add_user(self, name: str, groups: tuple[str, ...] = (), *, token: str | None = None) -> str:
         return self.call(lambda: self.server.add_user(name, groups, token=token))
+
+    def add_service_account(self, namespace: str, name: str, *, token: str | None = None) -> str:
+        return self.call(lambda: self.server.add_service_account(namespace, name, token=token))
 
     def write_kubeconfig(
         self, path: str | os.PathLike[str], *, token: str | None = None, namespace: str = "default"

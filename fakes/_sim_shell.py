@@ -2450,7 +2450,10 @@ async def _kill(ctx: Context) -> int:
     args = ctx.argv[1:]
     signal = 15
     if args and args[0].startswith("-") and len(args[0]) > 1:
-        spec = args.pop(0)[1:].upper().removeprefix("SIG").removeprefix("S ")
+        spec = args.pop(0)[1:]
+        if spec == "s" and args:
+            spec = args.pop(0)
+        spec = spec.upper().removeprefix("SIG")
         if spec.isdigit():
             signal = int(spec)
         elif spec in SIGNALS:

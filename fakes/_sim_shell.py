@@ -902,6 +902,7 @@ class Shell:
         self._condition = 0
         self._subst_status: int | None = None
         self.line = 1
+        self.line_offset = 0  # lines read before the text being run (interactive sh)
 
     def child(self) -> Shell:
         """A subshell: a copy of this one (changes do not come back)."""
@@ -917,7 +918,7 @@ class Shell:
         return {k: v for k, v in self.vars.items() if k in self.exported}
 
     def prefix(self, line: int | None = None) -> str:
-        where = self.line if line is None else line
+        where = (self.line if line is None else line) + self.line_offset
         if self.bash:
             return f"{self.arg0}: line {where}: "
         return f"{self.arg0}: {where}: "
@@ -2557,16 +2558,18 @@ async def interactive(shell: Shell, io: IO, *, tty: bool) -> int:
                 if error.eof:
                     continue
                 await io.stderr(_b(f"{shell.prefix(error.line)}Syntax error: {error.message}\n"))
+                shell.line_offset += pending.count("\n")
                 pending = ""
                 shell.status = 2
                 if tty:
                     await io.stdout(prompt)
                 continue
-            pending = ""
             try:
                 await shell.run_seq(tree, io)
             except ShellExit as leave:
                 return leave.code
+            shell.line_offset += pending.count("\n")
+            pending = ""
             if tty:
                 await io.stdout(prompt)
     if line_buffer or pending:

@@ -8,7 +8,15 @@ import trio
 import trio.testing
 
 from rxkube.fakes import ContainerFS, ExecResult
-from rxkube.fakes._sim_shell import Machine, install_commands, run_to_completion
+from rxkube.fakes._sim_shell import (
+    IO,
+    Buffer,
+    Input,
+    Machine,
+    install_commands,
+    run_command,
+    run_to_completion,
+)
 
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -203,3 +211,23 @@ async def test_kill_1_signals_the_main_process() -> None:
     box.kill_main = signals.append
     assert (await run(sh("kill 1; kill -9 1; kill -s 2 1"), on=box)).exit_code == 0
     assert signals == [15, 9, 2]
+
+
+async def test_an_interactive_shell_on_a_tty_echoes_prompts_and_exits() -> None:
+    out = Buffer()
+    keystrokes = [b"echo hi\r", b"nosuch\r", b"exit 3\r"]
+
+    async def type_a_line() -> bytes:
+        return keystrokes.pop(0) if keystrokes else b""
+
+    typed = Input(type_a_line)
+    code = await run_command(machine(), ["sh"], IO(typed, out.write, out.write), tty=True)
+    assert code == 3
+    assert bytes(out.data) == (
+        b"# echo hi\r\nhi\n# nosuch\r\nsh: 2: nosuch: not found\n# exit 3\r\n"
+    )
+
+
+async def test_an_interactive_shell_without_a_tty_reads_a_script_from_stdin() -> None:
+    result = await run(["sh"], stdin=b"echo one\nif true; then\n  echo two\nfi\nexit 4\n")
+    assert result == ExecResult(4, b"one\ntwo\n", b"")

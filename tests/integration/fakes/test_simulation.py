@@ -300,6 +300,10 @@ async def test_logs_tail_timestamps_limit_and_errors(
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z " + re.escape(lines[0]), first)
     limited = await api.get(path, params={"container": "app", "limitBytes": "10"})
     assert limited.text == lines[0][:10]
+    future = await api.get(path, params={"container": "app", "sinceTime": "2999-01-01T00:00:00Z"})
+    assert (future.status_code, future.text) == (200, "")
+    recent = await api.get(path, params={"container": "app", "sinceSeconds": "3600"})
+    assert recent.text == full.text
 
     async def error(params: dict[str, str], name: str = "web") -> tuple[int, str]:
         reply = await api.get(f"/api/v1/namespaces/default/pods/{name}/log", params=params)
@@ -322,6 +326,11 @@ async def test_logs_tail_timestamps_limit_and_errors(
         "equal to 0",
     )
     assert (await error({"container": "app", "follow": "maybe"}))[0] == 400
+    assert await error({"container": "app", "sinceSeconds": "5", "sinceTime": "x"}) == (
+        422,
+        'PodLogOptions "web" is invalid: Forbidden: at most one of `sinceTime` or '
+        "`sinceSeconds` may be specified",
+    )
     await wait(cluster, lambda s: "ContainerCreating" in str(s.get("pods", "default", "slow")))
     assert await error({}, "slow") == (
         400,

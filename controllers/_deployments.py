@@ -79,7 +79,7 @@ def join_deployments(
                     return
                 if meta.meta.uid != whole.meta.uid:
                     return  # re-created: wait until both streams show the same object
-                kind: EventType = "MODIFIED" if emitted.get(key) else "ADDED"
+                kind: EventType = "MODIFIED" if key in emitted else "ADDED"
                 emitted[key] = True
                 observer.on_next(
                     WatchEvent(

@@ -276,6 +276,8 @@ class TicketController:
         self._plan: Subject[PlanOutput] = Subject()
         self._subscription: DisposableBase | None = None
         self._changed = trio.lowlevel.ParkingLot()
+        self.metrics_address: tuple[str, int] | None = None
+        """Where `/metrics`, `/healthz` and `/readyz` are served (None: nowhere)."""
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -752,7 +754,7 @@ async def open_ticket_controller(
                 stack.callback(applier_scope.cancel)
                 nursery.start_soon(controller._watch_ready, name="rxkube readiness")
                 if metrics_listen is not None:
-                    await nursery.start(
+                    controller.metrics_address = await nursery.start(
                         partial(
                             serve_endpoints,
                             metrics_listen[0],
@@ -772,6 +774,7 @@ async def open_ticket_controller(
                     yield controller
                 finally:
                     controller._draining = True
+                    controller._touch()
                     log.info("draining", extra=fields(grace=config.shutdown_grace))
         finally:
             nursery.cancel_scope.cancel()

@@ -62,7 +62,6 @@ def deployment(
     *,
     app: str | None = None,
     port: str | None = "none",
-    labels: dict[str, str] | None = None,
     pod_port: str = "8080",
     **annotations: str,
 ) -> dict[str, Any]:
@@ -73,14 +72,14 @@ def deployment(
     if app is not None:
         full[P + "app.name"] = app
     if port is not None:
-        full[P + "port"] = port
+        full.setdefault(P + "port", port)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {
             "name": name,
             "namespace": NAMESPACE,
-            "labels": {OPT_IN_LABEL: "true"} if labels is None else labels,
+            "labels": {OPT_IN_LABEL: "true"},
             "annotations": full,
         },
         "spec": {
@@ -98,6 +97,44 @@ def deployment(
 
 
 @dataclass
+class Reply:
+    status: int
+    backend: str | None
+    """The pod's name when a backend answered (its /echo JSON), else None."""
+    text: str
+
+
+class User:
+    """A browser-like user: keeps its cookies, opens a fresh connection per request (so the
+    proxy sees no open connection between requests, as with a closed tab)."""
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+
+    async def get(self, url: str, *, host: str | None = None) -> Reply:
+        headers = {"Connection": "close"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if host is not None:
+            headers["Host"] = host
+        async with httpx.AsyncClient(timeout=LIMIT) as http:
+            response = await http.get(url, headers=headers)
+        for header in response.headers.get_list("set-cookie"):
+            pair = header.split(";", 1)[0]
+            name, _, value = pair.partition("=")
+            if "Max-Age=0" in header:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        backend = None
+        if response.status_code == 200 and response.headers.get("content-type") == (
+            "application/json"
+        ):
+            backend = response.json().get("backend")
+        return Reply(response.status_code, backend, response.text)
+
+
+@dataclass
 class Cluster:
     """The fake cluster with its pod backends and the controller under test."""
 
@@ -107,6 +144,7 @@ class Cluster:
     controller: TicketController
     registry: CollectorRegistry
     proxy_host: str
+    namespace: str = NAMESPACE
     backends: dict[str, Backend] = field(default_factory=dict)
     _scopes: dict[str, trio.CancelScope] = field(default_factory=dict)
 
@@ -114,6 +152,11 @@ class Cluster:
     def url(self) -> str:
         host, port = self.controller.addresses[0]
         return f"http://{host}:{port}"
+
+    def own_url(self, app: str) -> str:
+        address = self.controller.app_address(app)
+        assert address is not None, f"app {app!r} has no own listener"
+        return f"http://{address[0]}:{address[1]}"
 
     def http(self, base: str | None = None) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=base or self.url, timeout=LIMIT)
@@ -124,7 +167,7 @@ class Cluster:
         name = manifest["metadata"]["name"]
         store = self.server.store
         try:
-            current = store.get("deployments", NAMESPACE, name)
+            current = store.get("deployments", self.namespace, name)
         except Exception:
             return store.create("deployments", manifest).object()
         manifest = {**manifest, "metadata": {**manifest["metadata"]}}
@@ -133,15 +176,17 @@ class Cluster:
 
     def annotate(self, name: str, **values: str | None) -> None:
         keys = {(k if "/" in k else P + k.replace("_", ".")): v for k, v in values.items()}
-        self.server.store.patch("deployments", NAMESPACE, name, {"metadata": {"annotations": keys}})
+        self.server.store.patch(
+            "deployments", self.namespace, name, {"metadata": {"annotations": keys}}
+        )
 
     def label(self, name: str, value: str | None) -> None:
         self.server.store.patch(
-            "deployments", NAMESPACE, name, {"metadata": {"labels": {OPT_IN_LABEL: value}}}
+            "deployments", self.namespace, name, {"metadata": {"labels": {OPT_IN_LABEL: value}}}
         )
 
     def delete(self, name: str) -> None:
-        self.server.store.delete("deployments", NAMESPACE, name)
+        self.server.store.delete("deployments", self.namespace, name)
 
     async def add_pod(
         self,
@@ -152,6 +197,7 @@ class Cluster:
         annotations: dict[str, str] | None = None,
         ready: bool = True,
         backend: bool = True,
+        labels: dict[str, str] | None = None,
     ) -> str:
         """A pod of `app` on its own loopback IP, Running (Ready or not), with a backend."""
         ip = loopback()
@@ -162,8 +208,8 @@ class Cluster:
             "kind": "Pod",
             "metadata": {
                 "name": name,
-                "namespace": NAMESPACE,
-                "labels": {APP_LABEL: app},
+                "namespace": self.namespace,
+                "labels": {APP_LABEL: app} if labels is None else labels,
                 "annotations": annotations
                 if annotations is not None
                 else {"ipb-halle.de/k8sticket.pod.port": str(port)},
@@ -175,7 +221,7 @@ class Cluster:
         return ip
 
     def set_pod(self, name: str, *, ip: str | None = None, ready: bool = True) -> None:
-        current = self.server.store.get("pods", NAMESPACE, name)
+        current = self.server.store.get("pods", self.namespace, name)
         ip = ip or current.get("status", {}).get("podIP")
         status = {
             "phase": "Running",
@@ -183,10 +229,12 @@ class Cluster:
             "podIPs": [{"ip": ip}],
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
         }
-        self.server.store.patch("pods", NAMESPACE, name, {"status": status}, subresource="status")
+        self.server.store.patch(
+            "pods", self.namespace, name, {"status": status}, subresource="status"
+        )
 
     def delete_pod(self, name: str) -> None:
-        self.server.store.delete("pods", NAMESPACE, name)
+        self.server.store.delete("pods", self.namespace, name)
         scope = self._scopes.pop(name, None)
         if scope is not None:
             scope.cancel()
@@ -194,7 +242,7 @@ class Cluster:
     def events(self, kind: str, name: str) -> list[dict[str, Any]]:
         return [
             e
-            for e in self.server.store.list("events", NAMESPACE).objects()
+            for e in self.server.store.list("events", self.namespace).objects()
             if e["involvedObject"].get("kind") == kind and e["involvedObject"]["name"] == name
         ]
 
@@ -206,6 +254,12 @@ class Cluster:
     async def wait(self, predicate: Callable[[ControllerStatistics], bool]) -> ControllerStatistics:
         with trio.fail_after(LIMIT):
             return await self.controller.wait_until(predicate)
+
+    async def poll(self, condition: Callable[[], bool]) -> None:
+        """Wait for a condition nothing announces (a backend's request counter)."""
+        with trio.fail_after(LIMIT):
+            while not condition():  # noqa: ASYNC110 - no event announces a backend's counters
+                await trio.sleep(0.005)
 
     async def wait_event(self, kind: str, name: str, reason: str) -> dict[str, Any]:
         """Wait until an Event with `reason` is stored on the object; return it."""
@@ -233,18 +287,28 @@ class Cluster:
 
 
 @asynccontextmanager
-async def open_cluster(**controller_options: Any) -> AsyncIterator[Cluster]:
-    """The fake API server, a namespace, and a ticket controller watching it."""
+async def open_cluster(
+    *,
+    namespace: str = NAMESPACE,
+    before: Callable[[FakeApiServer], object] | None = None,
+    **controller_options: Any,
+) -> AsyncIterator[Cluster]:
+    """The fake API server, a namespace, and a ticket controller watching it (`before` runs
+    on the fake before the controller starts, e.g. to inject faults)."""
     async with open_fake_apiserver(bookmark_interval=1.0) as server:
-        server.store.create("namespaces", {"metadata": {"name": NAMESPACE}})
+        server.store.create("namespaces", {"metadata": {"name": namespace}})
+        if before is not None:
+            before(server)
         config = load_kubeconfig(server.kubeconfig_path)
         async with open_client(config, rate_limit=None) as client, trio.open_nursery() as nursery:
             registry = CollectorRegistry()
             proxy_host = loopback()
             options: dict[str, Any] = {
-                "namespace": NAMESPACE,
+                "namespace": namespace,
                 "listen": [(proxy_host, 0)],
-                "proxy_config": ProxyConfig(ticket_keys=(KEY,), shutdown_grace=1.0),
+                "proxy_config": ProxyConfig(
+                    ticket_keys=(KEY,), shutdown_grace=1.0, tick_interval=0.05
+                ),
                 "registry": registry,
                 "watch_policy": FAST,
                 "rng": random.Random(7),
@@ -252,6 +316,8 @@ async def open_cluster(**controller_options: Any) -> AsyncIterator[Cluster]:
             }
             options.update(controller_options)
             async with open_ticket_controller(client, **options) as controller:
-                cluster = Cluster(server, client, nursery, controller, registry, proxy_host)
+                cluster = Cluster(
+                    server, client, nursery, controller, registry, proxy_host, namespace
+                )
                 yield cluster
             nursery.cancel_scope.cancel()

@@ -111,8 +111,7 @@ from rxkube.controllers._runner import (
     open_ticket_controller,
 )
 
-# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
     "AUTOSCALED_LABEL",

@@ -241,7 +241,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--leader-election",
         action="store_true",
-        help="accepted; not implemented yet (issue 10): every replica serves on its own",
+        help="elect a leader among the replicas (a Lease); all serve, only it posts Events",
+    )
+    run.add_argument(
+        "--lease-name",
+        default="rxkube",
+        metavar="NAME",
+        help="the Lease used with --leader-election (default rxkube)",
     )
     run.add_argument("--instance", help="name in Events' source (default: $POD_NAME or host)")
     run.add_argument("--log-format", choices=["text", "json"], default="text")

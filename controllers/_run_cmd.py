@@ -6,10 +6,9 @@ keys (re-read when the key file changes, so a rotated Secret takes effect withou
 process metrics on the injected registry, and `open_ticket_controller` until a signal comes.
 Then it drains for at most `--drain-deadline` and exits 0.
 
-`--leader-election` is accepted (deploy/deployment.yaml passes it) but not implemented yet
-(issue 10): every replica serves, as it would without the flag, and a warning says so. Nothing
-this command runs needs a leader today: each replica serves the apps it watches and posts the
-Events it finds (the Events sink's correlation counts repeats per replica).
+`--leader-election` makes the replicas elect a leader on the Lease `--lease-name` (default
+"rxkube") in the namespace, as `--instance` (default: $POD_NAME, else the host name). Every
+replica serves users; only the leader posts Events (and, with issue 8, runs the autoscaler).
 """
 
 from __future__ import annotations
@@ -27,9 +26,9 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from rxkube.controllers._appspec import _parse_duration
 from rxkube.controllers._logs import configure_logging, fields
-from rxkube.controllers._runner import TicketController, open_ticket_controller
-from rxkube.proxy import ProxyConfig, load_ticket_keys
-from rxkube.streams import ConfigError, KubeError, load_config, open_client
+from rxkube.controllers._runner import open_ticket_controller
+from rxkube.proxy import ProxyConfig, TicketProxy, load_ticket_keys
+from rxkube.streams import ConfigError, KubeError, LeasePolicy, load_config, open_client
 
 __all__: list[str] = []
 
@@ -48,10 +47,19 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-async def _reload_keys(path: Path, controller: TicketController, first: list[bytes]) -> None:
-    current = first
+async def reload_ticket_keys(
+    path: Path,
+    proxy: TicketProxy,
+    current: list[bytes],
+    *,
+    interval: float = KEY_RELOAD_INTERVAL,
+) -> None:
+    """Re-read the key file every `interval` seconds; give the proxy new keys when they change.
+
+    A mounted Secret is updated in place by the kubelet, so rotating keys needs no restart. An
+    unreadable or invalid file keeps the keys in use (and says so in the log)."""
     while True:
-        await trio.sleep(KEY_RELOAD_INTERVAL)
+        await trio.sleep(interval)
         try:
             keys = load_ticket_keys(path=path)
         except (OSError, ValueError) as error:
@@ -61,7 +69,7 @@ async def _reload_keys(path: Path, controller: TicketController, first: list[byt
             )
             continue
         if keys != current:
-            controller.proxy.set_ticket_keys(keys)
+            proxy.set_ticket_keys(keys)
             current = keys
             log.info("ticket keys reloaded", extra=fields(keys=len(keys)))
 
@@ -85,13 +93,17 @@ async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
                 proxy_config=ProxyConfig(ticket_keys=tuple(keys)),
                 registry=registry,
                 instance=instance,
+                leader_election=LeasePolicy() if args.leader_election else None,
+                lease_name=args.lease_name,
                 metrics_listen=metrics,
                 shutdown_grace=args.drain_deadline,
             ) as controller,
             trio.open_nursery() as nursery,
         ):
             if args.ticket_key_file:
-                nursery.start_soon(_reload_keys, Path(args.ticket_key_file), controller, keys)
+                nursery.start_soon(
+                    reload_ticket_keys, Path(args.ticket_key_file), controller.proxy, keys
+                )
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for received in signals:
                     log.info(
@@ -117,8 +129,6 @@ def run_controller(args: argparse.Namespace) -> int:
             "no --ticket-key-file or RXKUBE_TICKET_KEY: using a random key; tickets will not "
             "survive a restart and replicas will not accept each other's"
         )
-    if args.leader_election:
-        log.warning("--leader-election is not implemented yet (issue 10): this replica acts alone")
     try:
         trio.run(_serve, args, keys)
     except BaseException as error:

@@ -92,10 +92,15 @@ from rxkube.streams import (
     Informer,
     InformerStatistics,
     KubeClient,
+    LeaderElection,
+    LeasePolicy,
+    ObjectReference,
+    PostEvent,
     TrioScheduler,
     WatchPolicy,
     open_event_sink,
     open_informer,
+    open_leader_election,
 )
 
 __all__ = [
@@ -126,6 +131,8 @@ class AppStatus:
 class ControllerStatistics:
     ready: bool
     draining: bool
+    leader: bool
+    """This replica leads (always true without leader election)."""
     apps: Mapping[str, AppStatus]
     informers: Mapping[str, InformerStatistics]
     """By role: "deployment-metadata", "deployments", "pods"."""
@@ -256,6 +263,7 @@ class TicketController:
         listen_host: str,
         domain: str | None,
         port_retry: float,
+        election: LeaderElection | None = None,
     ) -> None:
         self.namespace = namespace
         self.proxy = proxy
@@ -267,6 +275,8 @@ class TicketController:
         self.defaults = defaults
         self.listen_host = listen_host
         self.domain = domain
+        self.election = election
+        """The leader election this replica takes part in (None: none, it leads alone)."""
         self._applier = _Applier(self, port_retry)
         self._ready = trio.Event()
         self._draining = False
@@ -308,6 +318,11 @@ class TicketController:
             for name, desired in self._applier.applied.items()
             if desired.spec is not None
         }
+
+    @property
+    def leader(self) -> bool:
+        """Whether this replica leads (always, without leader election)."""
+        return self.election is None or self.election.is_leader
 
     @property
     def ready(self) -> bool:
@@ -369,6 +384,7 @@ class TicketController:
         return ControllerStatistics(
             ready=self.ready,
             draining=self._draining,
+            leader=self.leader,
             apps=apps,
             informers={role: i.statistics() for role, i in self.informers.items()},
             proxy=proxy,
@@ -416,15 +432,30 @@ class TicketController:
             effects.subscribe(self._on_effect),
             effects.subscribe(self._effects),
             updates.subscribe(self._on_pod_update),
-            reports.pipe(event_commands()).subscribe(self.events.on_next),
+            reports.pipe(event_commands()).subscribe(self._post),
             self.proxy.changes.subscribe(self._on_change),
             self.events.outcomes.subscribe(self._touch),
+            *(() if self.election is None else (self.election.changes.subscribe(self._on_leader),)),
             *(informer.events.subscribe(self._touch) for informer in self.informers.values()),
             # Connect downstream first: the plan listens before pods and Deployments flow.
             plan.connect(scheduler=self.scheduler),
             updates.connect(scheduler=self.scheduler),
             effects.connect(scheduler=self.scheduler),
         )
+
+    def _post(self, event: PostEvent) -> None:
+        # Followers see the same problems: only the leader tells, so each is posted once.
+        if self.leader:
+            self.events.on_next(event)
+
+    def _on_leader(self, leads: bool) -> None:
+        self._touch()
+        if not leads or self.election is None:
+            return
+        lease = ObjectReference(
+            "Lease", self.election.name, self.namespace, api_version="coordination.k8s.io/v1"
+        )
+        self.events.post(lease, "LeaderElection", f"{self.election.identity} became leader")
 
     def _unwire(self) -> None:
         if self._subscription is not None:
@@ -561,6 +592,11 @@ class _ControllerCollector(Collector):
         ready = GaugeMetricFamily("rxkube_controller_ready", "1 when ready (/readyz is 200).")
         ready.add_metric([], 1.0 if stats.ready else 0.0)
         yield ready
+        leader = GaugeMetricFamily(
+            "rxkube_leader", "1 when this replica leads (or runs without leader election)."
+        )
+        leader.add_metric([], 1.0 if stats.leader else 0.0)
+        yield leader
         apps = GaugeMetricFamily("rxkube_apps", "Apps in the proxy, by state.", labels=["state"])
         draining = sum(1 for a in stats.apps.values() if a.draining)
         apps.add_metric(["served"], float(len(stats.apps) - draining))
@@ -641,6 +677,8 @@ async def open_ticket_controller(
     events: EventSink | None = None,
     event_limits: EventLimits | None = None,
     instance: str = "",
+    leader_election: LeasePolicy | None = None,
+    lease_name: str = "rxkube",
     metrics_listen: tuple[str, int] | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
@@ -666,6 +704,10 @@ async def open_ticket_controller(
       series plus the proxy's, the watches' and the Events sink's counters.
     - `events`: an Events sink to use (e.g. a `DryRunEventSink`); None opens the live one on
       `client`, reporting as component "rxkube", `instance` (the pod's name).
+    - `leader_election`: take part in the election for Lease `namespace/lease_name` as
+      `instance` (required then); only the leader posts Events (issue 8's autoscaler reads
+      `controller.leader` too). Every replica serves users either way. None: no election,
+      this replica counts as the leader.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
@@ -724,6 +766,20 @@ async def open_ticket_controller(
                         )
                     )
                 )
+                election = None
+                if leader_election is not None:
+                    if not instance:
+                        raise ValueError("leader election needs an instance name (the pod's)")
+                    election = await stack.enter_async_context(
+                        open_leader_election(
+                            client,
+                            namespace=namespace,
+                            name=lease_name,
+                            identity=instance,
+                            policy=leader_election,
+                            rng=rng,
+                        )
+                    )
                 proxy = await stack.enter_async_context(open_ticket_proxy(config, listen=listen))
                 metrics = AppMetrics(registry)
                 controller = TicketController(
@@ -738,6 +794,7 @@ async def open_ticket_controller(
                     listen_host=listen_host,
                     domain=config.domain,
                     port_retry=port_retry,
+                    election=election,
                 )
                 collector = _ControllerCollector(controller)
                 registry.register(collector)

@@ -74,6 +74,12 @@ from rxkube.streams._events_sink import (
     open_event_sink,
 )
 from rxkube.streams._informer import Informer, InformerStatistics, open_informer
+from rxkube.streams._leader import (
+    LeaderElection,
+    LeaderStatistics,
+    LeasePolicy,
+    open_leader_election,
+)
 from rxkube.streams._resources import (
     CONFIGMAPS,
     DEPLOYMENTS,
@@ -207,6 +213,9 @@ __all__ = [
     "LEASES",
     "LabelSelector",
     "LabelSelectorRequirement",
+    "LeaderElection",
+    "LeaderStatistics",
+    "LeasePolicy",
     "ListPage",
     "ManagedFieldsEntry",
     "NAMESPACES",
@@ -291,6 +300,7 @@ __all__ = [
     "open_client",
     "open_event_sink",
     "open_informer",
+    "open_leader_election",
     "open_trace",
     "open_trace_writer",
     "parse_selector",

@@ -110,13 +110,16 @@ async def test_run_serves_until_sigterm_then_drains_and_exits_0(tmp_path: Any) -
                 process.send_signal(signal.SIGTERM)
                 stopping = await read_until("stopping")
                 assert stopping["signal"] == "SIGTERM"
+                while chunk := await process.stderr.receive_some(65536):
+                    buffer += chunk
+                lines.extend(json.loads(raw) for raw in buffer.split(b"\n") if raw.strip())
                 code = await process.wait()
         finally:
             if process.returncode is None:
                 process.kill()
                 await process.wait()
         assert code == 0
-        warnings = [line["msg"] for line in lines if line["level"] == "warning"]
-        assert any("--leader-election is not implemented yet" in w for w in warnings)
+        assert any(line["msg"].endswith("became leader of lease lab/rxkube") for line in lines)
+        assert any(line["msg"].endswith("released lease lab/rxkube") for line in lines)
         assert any(line["msg"] == "app served" and line["app"] == "lab" for line in lines)
         nursery.cancel_scope.cancel()

@@ -5,8 +5,13 @@ from __future__ import annotations
 import httpx
 import trio
 
+from rxkube.controllers import open_ticket_controller
 from rxkube.fakes import FakeApiServer, Fault
+from rxkube.proxy import ProxyConfig
+from rxkube.streams import LeasePolicy
 from tests.integration.controllers.conftest import (
+    FAST,
+    KEY,
     LIMIT,
     Cluster,
     User,
@@ -101,3 +106,47 @@ async def test_leaving_drains_readyz_turns_503_and_open_requests_finish() -> Non
             draining = await http.get(endpoint(c, "/readyz"))
         assert (draining.status_code, draining.text) == (503, "draining\n")
     assert slow == [200]
+
+
+async def test_two_replicas_serve_but_only_the_leader_posts_events() -> None:
+    policy = LeasePolicy(lease_duration=2.0, renew_deadline=1.0, retry_period=0.1)
+    async with open_cluster(instance="r1", leader_election=policy) as c:
+        with trio.fail_after(LIMIT):
+            await c.controller.wait_until(lambda s: s.leader)
+        async with open_ticket_controller(
+            c.client,
+            namespace=c.namespace,
+            listen=[(loopback(), 0)],
+            proxy_config=ProxyConfig(ticket_keys=(KEY,), shutdown_grace=1.0),
+            instance="r2",
+            leader_election=policy,
+            watch_policy=FAST,
+        ) as second:
+            c.apply(deployment("lab"))
+            c.apply(deployment("bad", tickets_max="none"))
+            await c.add_pod("lab", "lab-1")
+            with trio.fail_after(LIMIT):
+                await second.wait_until(
+                    lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1
+                )
+            await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
+            # Both replicas serve; with one ticket key, a cookie of one is good at the other
+            # (re-admitted to its pod; one ticket count across replicas is issue 10's).
+            alice = User()
+            host, port = second.addresses[0]
+            assert (await alice.get(f"http://{host}:{port}/lab/echo")).backend == "lab-1"
+            assert (await alice.get(c.url + "/lab/echo")).backend == "lab-1"
+            assert second.statistics().config_errors == 1  # the follower sees it too
+            await c.wait_event("Deployment", "bad", "InvalidConfiguration")
+            await c.wait_event("Deployment", "lab", "AppServed")
+            assert not second.leader
+            posted = [
+                e
+                for e in c.server.store.list("events", c.namespace).objects()
+                if e["reason"] in ("InvalidConfiguration", "AppServed")
+            ]
+            assert sorted(e["reason"] for e in posted) == ["AppServed", "InvalidConfiguration"]
+            assert {e["reportingInstance"] for e in posted} == {"r1"}
+            elected = await c.wait_event("Lease", "rxkube", "LeaderElection")
+            assert elected["message"] == "r1 became leader"
+            assert c.metric("rxkube_leader") == 1

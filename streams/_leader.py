@@ -217,23 +217,24 @@ class LeaderElection:
         try:
             lease = await self._client.get(LEASES, self.name, namespace=self.namespace)
         except NotFound:
+            created: dict[str, Any] = {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": duration,
+                "acquireTime": stamp,
+                "renewTime": stamp,
+                "leaseTransitions": 0,
+            }
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": {
-                    "holderIdentity": self.identity,
-                    "leaseDurationSeconds": duration,
-                    "acquireTime": stamp,
-                    "renewTime": stamp,
-                    "leaseTransitions": 0,
-                },
+                "spec": created,
             }
             try:
                 await self._client.create(LEASES, body, namespace=self.namespace)
             except AlreadyExists:
                 return False  # another candidate created it first
-            self._observe(body["spec"], now)
+            self._observe(created, now)
             return True
         spec = dict(lease.get("spec") or {})
         self._observe(spec, now)

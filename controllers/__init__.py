@@ -72,6 +72,10 @@ from rxkube.controllers._notices import (
     event_commands,
     to_event,
 )
+from rxkube.controllers._pipeline import (
+    TicketPipeline,
+    ticket_pipeline,
+)
 from rxkube.controllers._plan import (
     AppNotice,
     DrainExpired,
@@ -160,6 +164,7 @@ __all__ = [
     "ServerLoad",
     "TEMPLATE_HASH_LABEL",
     "TicketController",
+    "TicketPipeline",
     "app_config",
     "app_effects",
     "apply_deployment_event",
@@ -185,6 +190,7 @@ __all__ = [
     "servers_by_app",
     "table_settings",
     "template_hash",
+    "ticket_pipeline",
     "to_event",
     "track_idle",
 ]

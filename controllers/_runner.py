@@ -43,20 +43,17 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Final, cast
+from typing import Final
 
-import reactivex
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from reactivex import Observable
-from reactivex import operators as ops
 from reactivex.abc import DisposableBase
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
-from rxkube.controllers._app_effects import app_effects
 from rxkube.controllers._apps import (
     AppChanged,
     AppEffect,
@@ -67,13 +64,12 @@ from rxkube.controllers._apps import (
     DeploymentRef,
 )
 from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL, AppSpec, ParserDefaults
-from rxkube.controllers._deployments import join_deployments
 from rxkube.controllers._endpoints import serve_endpoints
 from rxkube.controllers._logs import fields
 from rxkube.controllers._metrics import AppMetrics
-from rxkube.controllers._notices import event_commands
-from rxkube.controllers._plan import AppNotice, PlanInput, PlanOutput, ProxyApp, serve_plan
-from rxkube.controllers._pods import PodProblem, PodUpdate, ServerList, servers_by_app
+from rxkube.controllers._pipeline import ticket_pipeline
+from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
+from rxkube.controllers._pods import PodProblem, PodUpdate
 from rxkube.proxy import (
     Change,
     LoadChanged,
@@ -396,51 +392,32 @@ class TicketController:
     # -- wiring ----------------------------------------------------------------------------
 
     def _wire(self) -> None:
-        meta = self.informers["deployment-metadata"]
-        full = self.informers["deployments"]
-        pods = self.informers["pods"]
-        effects = meta.events.pipe(
-            join_deployments(full.events), app_effects(self.defaults), ops.publish()
+        pipeline = ticket_pipeline(
+            deployment_metadata=self.informers["deployment-metadata"].events,
+            deployments=self.informers["deployments"].events,
+            pods=self.informers["pods"].events,
+            loads=self.proxy.changes,
+            scheduler=self.scheduler,
+            defaults=self.defaults,
+            listen_host=self.listen_host,
+            domain=self.domain,
+            notices=self._notices,
         )
-        updates = pods.events.pipe(servers_by_app(), ops.publish())
-        lifecycle = cast(
-            Observable[PlanInput],
-            effects.pipe(
-                ops.filter(lambda e: isinstance(e, AppServed | AppChanged | AppWithdrawn))
-            ),
-        )
-        server_lists = cast(
-            Observable[PlanInput], updates.pipe(ops.filter(lambda u: isinstance(u, ServerList)))
-        )
-        loads = cast(
-            Observable[PlanInput],
-            self.proxy.changes.pipe(ops.filter(lambda c: isinstance(c, LoadChanged))),
-        )
-        plan = reactivex.merge(lifecycle, server_lists, loads).pipe(
-            serve_plan(self.scheduler, listen_host=self.listen_host, domain=self.domain),
-            ops.publish(),
-        )
-        reports: Observable[Any] = reactivex.merge(
-            cast(Observable[Any], effects),
-            cast(Observable[Any], updates),
-            cast(Observable[Any], plan),
-            cast(Observable[Any], self._notices),
+        leader = (
+            () if self.election is None else (self.election.changes.subscribe(self._on_leader),)
         )
         self._subscription = CompositeDisposable(
-            plan.subscribe(self._on_plan),
-            plan.subscribe(self._plan),
-            effects.subscribe(self._on_effect),
-            effects.subscribe(self._effects),
-            updates.subscribe(self._on_pod_update),
-            reports.pipe(event_commands()).subscribe(self._post),
+            pipeline.plan.subscribe(self._on_plan),
+            pipeline.plan.subscribe(self._plan),
+            pipeline.effects.subscribe(self._on_effect),
+            pipeline.effects.subscribe(self._effects),
+            pipeline.pod_updates.subscribe(self._on_pod_update),
+            pipeline.events.subscribe(self._post),
             self.proxy.changes.subscribe(self._on_change),
             self.events.outcomes.subscribe(self._touch),
-            *(() if self.election is None else (self.election.changes.subscribe(self._on_leader),)),
+            *leader,
             *(informer.events.subscribe(self._touch) for informer in self.informers.values()),
-            # Connect downstream first: the plan listens before pods and Deployments flow.
-            plan.connect(scheduler=self.scheduler),
-            updates.connect(scheduler=self.scheduler),
-            effects.connect(scheduler=self.scheduler),
+            pipeline.connect(),
         )
 
     def _post(self, event: PostEvent) -> None:

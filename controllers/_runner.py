@@ -172,6 +172,10 @@ class _Applier:
                 self.busy = True
                 try:
                     await self._apply(desired)
+                except Exception:
+                    # A bug here must cost one app's update, never every app's service.
+                    self.errors += 1
+                    log.exception("could not apply app", extra=fields(app=name))
                 finally:
                     self.busy = False
                 self._controller._touch()

@@ -190,6 +190,17 @@ class ServePlan:
             after = self._apps[name].config
             if item.moved and before is not None and after is not None:
                 out.append(self._moved(item.old, item.new, before, after))
+            if item.old.deployment != item.new.deployment and after is not None:
+                # An older claimant's Deployment went: this one takes the name over.
+                out.append(
+                    AppNotice(
+                        _ref(item.new),
+                        name,
+                        "AppServed",
+                        f"serving app {name!r} at {_where(after, self.domain)} (it was served "
+                        f"from Deployment {item.old.deployment!r})",
+                    )
+                )
         elif isinstance(item, AppWithdrawn):
             name = item.spec.app
             self._withdraw(item, now, out)

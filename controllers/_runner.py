@@ -205,11 +205,14 @@ class _Applier:
             return
         config = desired.config
         current = self.applied.get(name)
-        if current is None or current.config != config or name in self.degraded:
+        changed = current is None or current.config != config
+        if config.listen is None:
+            self.degraded.pop(name, None)  # no own port wanted any more
+        if changed or name in self.degraded:
             try:
                 await proxy.set_app(config)
-                if self.degraded.pop(name, None) is not None:
-                    log.info("own port bound", extra=fields(app=name, port=config.listen))
+                if self.degraded.pop(name, None) is not None and config.listen is not None:
+                    log.info("own port bound", extra=fields(app=name, port=config.listen[1]))
             except OSError as error:
                 assert config.listen is not None  # only binding an own port raises OSError
                 await proxy.set_app(replace(config, listen=None))
@@ -223,6 +226,7 @@ class _Applier:
                 and (current.config.listen != config.listen)
             ):
                 self._retry_degraded()  # it may have let go of a port another app wants
+        if changed:
             log.info(
                 "app configured",
                 extra=fields(

@@ -148,6 +148,8 @@ async def test_two_deployments_claiming_one_app_name_the_older_wins() -> None:
         c.delete("first")
         await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].deployment == "second")
         assert c.controller.apps["lab"].tickets_max == 5
+        taken = await c.wait_event("Deployment", "second", "AppServed")
+        assert "it was served from Deployment 'first'" in taken["message"]
 
 
 async def test_a_pod_with_a_bad_port_annotation_is_not_served() -> None:

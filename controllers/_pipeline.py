@@ -14,7 +14,8 @@ every run. No I/O, no clock but the scheduler it is given (for drain deadlines).
 
 `effects`, `pod_updates` and `plan` are published (hot, shared by every subscriber): subscribe
 to what you need, then `connect()`; nothing flows before. `events` is what the Events sink
-should post; subscribe it before `connect()` too.
+should post; subscribe it before `connect()` too. The inputs must be hot (informer events, a
+trace being replayed, Subjects): the pipeline subscribes to them without a scheduler.
 """
 
 from __future__ import annotations
@@ -54,14 +55,16 @@ class TicketPipeline:
     events: Observable[PostEvent]
     """The Kubernetes Events to post."""
     _connectables: tuple[ConnectableObservable[Any], ...]
-    _scheduler: abc.SchedulerBase
 
     def connect(self) -> abc.DisposableBase:
         """Start the flow (downstream first: the plan listens before pods and Deployments
-        flow); dispose the result to stop it."""
-        return CompositeDisposable(
-            *(c.connect(scheduler=self._scheduler) for c in self._connectables)
-        )
+        flow); dispose the result to stop it.
+
+        Subscriptions are made synchronously, with no scheduler: handing one down would let
+        `merge` defer subscribing to its sources to that scheduler's next turn, and whatever
+        a hot input emitted meanwhile (an informer replaying its store) would be lost.
+        """
+        return CompositeDisposable(*(c.connect() for c in self._connectables))
 
 
 def _is_lifecycle(effect: AppEffect) -> bool:
@@ -115,5 +118,4 @@ def ticket_pipeline(
         plan=plan,
         events=events,
         _connectables=(plan, pod_updates, effects),
-        _scheduler=scheduler,
     )

@@ -358,7 +358,7 @@ def serve_plan(
     def operator(source: Observable[PlanInput]) -> Observable[PlanOutput]:
         def subscribe(
             observer: abc.ObserverBase[PlanOutput],
-            _: abc.SchedulerBase | None = None,
+            subscribe_scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             plan = ServePlan(listen_host=listen_host, domain=domain)
             timers: dict[str, SerialDisposable] = {}
@@ -392,7 +392,12 @@ def serve_plan(
                 timers.clear()
 
             subscription = source.subscribe(
-                feed, observer.on_error, observer.on_completed, scheduler=scheduler
+                # The source gets the subscriber's scheduler, not the timers' one: a merge
+                # would otherwise subscribe to its inputs only on the timers' next turn.
+                feed,
+                observer.on_error,
+                observer.on_completed,
+                scheduler=subscribe_scheduler,
             )
             return CompositeDisposable(subscription, Disposable(dispose_timers))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from reactivex import Observable
+from reactivex.scheduler import HistoricalScheduler
+from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 from reactivex.testing.recorded import Recorded
 
@@ -127,3 +129,30 @@ def test_the_pipeline_in_virtual_time_serves_drains_and_reports() -> None:
 
 def test_a_replay_gives_the_same_outputs_every_run() -> None:
     assert replay() == replay()
+
+
+def test_connect_subscribes_synchronously_whatever_the_timers_scheduler() -> None:
+    # Regression: handing the timers' scheduler down made `merge` subscribe to its inputs only
+    # on that scheduler's next turn, so what hot inputs emitted meanwhile was lost.
+    scheduler = HistoricalScheduler()  # never advanced here
+    metadata: Subject[WatchEvent] = Subject()
+    deployments: Subject[WatchEvent] = Subject()
+    pods: Subject[WatchEvent] = Subject()
+    loads: Subject[Change] = Subject()
+    pipeline = ticket_pipeline(
+        deployment_metadata=metadata,
+        deployments=deployments,
+        pods=pods,
+        loads=loads,
+        scheduler=scheduler,
+    )
+    outputs: list[PlanOutput] = []
+    pipeline.plan.subscribe(outputs.append)
+    pipeline.connect()
+    pods.on_next(ev("ADDED", pod("lab-1", "lab")))
+    metadata.on_next(ev("ADDED", meta("lab")))
+    deployments.on_next(ev("ADDED", full("lab")))
+    metadata.on_next(ev("SYNCED"))
+    deployments.on_next(ev("SYNCED"))
+    served = [o for o in outputs if isinstance(o, ProxyApp)]
+    assert [(o.app, len(o.servers)) for o in served] == [("lab", 1)]

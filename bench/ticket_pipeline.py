@@ -19,7 +19,7 @@ from reactivex.subject import Subject
 
 from rxkube.controllers import ProxyApp, ticket_pipeline
 from rxkube.proxy import Change
-from rxkube.streams import PostEvent, Store, WatchEvent, decode_meta
+from rxkube.streams import EventType, PostEvent, Store, WatchEvent, decode_meta
 
 APPS = 50
 PODS = 20
@@ -70,7 +70,7 @@ def pod_events() -> list[WatchEvent]:
             for pod in range(PODS):
                 rv += 1
                 raw = pod_bytes(app, pod, ready=round_ % 2 == 0, rv=rv)
-                kind = "ADDED" if round_ == 0 else "MODIFIED"
+                kind: EventType = "ADDED" if round_ == 0 else "MODIFIED"
                 events.append(
                     WatchEvent(
                         kind,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from reactivex import GroupedObservable, Observable, abc
-from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
 from rxkube.controllers._appspec import APP_LABEL, ConfigError, PodTarget, parse_pod_target
 from rxkube.proxy import ServerRef, ServerSpec
@@ -203,9 +203,26 @@ def servers_by_app() -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]
     """
 
     def operator(source: Observable[WatchEvent]) -> Observable[PodUpdate]:
-        def per_app(group: GroupedObservable[str, WatchEvent]) -> Observable[PodUpdate]:
-            return group.pipe(pod_servers(group.key))
+        def subscribe(
+            observer: abc.ObserverBase[PodUpdate],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            # `ops.flat_map` would do, but takes a lock per item for threads we do not have
+            # (everything runs on the trio thread): this flattening costs a third as much.
+            inner = CompositeDisposable()
 
-        return source.pipe(group_by_key(_app_of), ops.flat_map(per_app))
+            def on_group(group: GroupedObservable[str, WatchEvent]) -> None:
+                holder = SingleAssignmentDisposable()
+                inner.add(holder)
+                holder.disposable = group.pipe(pod_servers(group.key)).subscribe(
+                    observer.on_next, observer.on_error, lambda: inner.remove(holder)
+                )
+
+            outer = source.pipe(group_by_key(_app_of)).subscribe(
+                on_group, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+            return CompositeDisposable(outer, inner)
+
+        return Observable(subscribe)
 
     return operator

@@ -214,8 +214,12 @@ def servers_by_app() -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]
             def on_group(group: GroupedObservable[str, WatchEvent]) -> None:
                 holder = SingleAssignmentDisposable()
                 inner.add(holder)
+
+                def done() -> None:
+                    inner.remove(holder)  # the group ended: forget its subscription
+
                 holder.disposable = group.pipe(pod_servers(group.key)).subscribe(
-                    observer.on_next, observer.on_error, lambda: inner.remove(holder)
+                    observer.on_next, observer.on_error, done
                 )
 
             outer = source.pipe(group_by_key(_app_of)).subscribe(

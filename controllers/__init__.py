@@ -5,6 +5,9 @@ Every arrow inside is a pipeable operator without I/O or clock. It may import `r
 and `rxkube.proxy`; only the CLI module imports `rxkube.fakes` (checked by import-linter).
 """
 
+from rxkube.controllers._admin import (
+    serve_admin,
+)
 from rxkube.controllers._app_effects import (
     app_effects,
 )
@@ -108,18 +111,32 @@ from rxkube.controllers._reconcile import (
     reconcile,
     seeded_suffixes,
 )
+from rxkube.controllers._record import (
+    controller_trace_streams,
+    demand_events,
+    ticket_stream,
+)
 from rxkube.controllers._runner import (
     AppStatus,
     ControllerStatistics,
     TicketController,
     open_ticket_controller,
 )
+from rxkube.controllers._status import (
+    Activity,
+    AppBoard,
+    ServerBoard,
+    StatusBoard,
+    StatusSnapshot,
+)
 
 __all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
     "AUTOSCALED_LABEL",
+    "Activity",
     "AnnotationDoc",
+    "AppBoard",
     "AppChanged",
     "AppEffect",
     "AppMetrics",
@@ -160,8 +177,11 @@ __all__ = [
     "RoutingMode",
     "ScaleDecision",
     "ServePlan",
+    "ServerBoard",
     "ServerList",
     "ServerLoad",
+    "StatusBoard",
+    "StatusSnapshot",
     "TEMPLATE_HASH_LABEL",
     "TicketController",
     "TicketPipeline",
@@ -172,7 +192,9 @@ __all__ = [
     "autoscaled_pods",
     "command_failed",
     "configure_logging",
+    "controller_trace_streams",
     "decide",
+    "demand_events",
     "event_commands",
     "fields",
     "is_app",
@@ -185,12 +207,14 @@ __all__ = [
     "pod_servers",
     "reconcile",
     "seeded_suffixes",
+    "serve_admin",
     "serve_endpoints",
     "serve_plan",
     "servers_by_app",
     "table_settings",
     "template_hash",
     "ticket_pipeline",
+    "ticket_stream",
     "to_event",
     "track_idle",
 ]

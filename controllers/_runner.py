@@ -54,6 +54,7 @@ from reactivex.abc import DisposableBase
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
+from rxkube.controllers._admin import serve_admin
 from rxkube.controllers._apps import (
     AppChanged,
     AppEffect,
@@ -70,6 +71,8 @@ from rxkube.controllers._metrics import AppMetrics
 from rxkube.controllers._pipeline import ticket_pipeline
 from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
 from rxkube.controllers._pods import PodProblem, PodUpdate
+from rxkube.controllers._record import demand_events
+from rxkube.controllers._status import StatusBoard, StatusSnapshot
 from rxkube.proxy import (
     Change,
     LoadChanged,
@@ -92,6 +95,8 @@ from rxkube.streams import (
     LeasePolicy,
     ObjectReference,
     PostEvent,
+    StreamEvent,
+    TraceWriter,
     TrioScheduler,
     WatchPolicy,
     open_event_sink,
@@ -292,6 +297,10 @@ class TicketController:
         self._changed = trio.lowlevel.ParkingLot()
         self.metrics_address: tuple[str, int] | None = None
         """Where `/metrics`, `/healthz` and `/readyz` are served (None: nowhere)."""
+        self.admin_address: tuple[str, int] | None = None
+        """Where the status page is served (None: nowhere)."""
+        self.board = StatusBoard(lambda: scheduler.now.timestamp())
+        """What the status page shows (fed from the start; read it with `status()`)."""
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -395,6 +404,22 @@ class TicketController:
             events=self.events.statistics(),
             config_errors=self._config_errors,
             apply_errors=self._applier.errors,
+        )
+
+    def status(self) -> StatusSnapshot:
+        """The status page's content now: apps, their pods with users and readiness, free
+        tickets, the queue, configuration problems, recent scale actions and Events."""
+        stats = self.statistics()
+        return self.board.snapshot(
+            namespace=self.namespace,
+            ready=stats.ready,
+            draining=stats.draining,
+            leader=stats.leader,
+            apps=stats.apps,
+            specs=self.apps,
+            proxy_apps=stats.proxy.apps,
+            connections=stats.proxy.connections,
+            config_errors=stats.config_errors,
         )
 
     # -- wiring ----------------------------------------------------------------------------
@@ -562,6 +587,25 @@ class TicketController:
         )
 
 
+def _record_demand(
+    changes: Observable[Change], record: TraceWriter, namespace: str
+) -> DisposableBase:
+    declared = record.header.streams
+    skipped: set[str] = set()
+
+    def write(event: StreamEvent) -> None:
+        if event.stream in declared:
+            record.write(event)
+        elif event.stream not in skipped:
+            skipped.add(event.stream)
+            log.warning(
+                "demand not recorded: the trace header does not declare this app's stream",
+                extra=fields(stream=event.stream),
+            )
+
+    return changes.pipe(demand_events(namespace)).subscribe(write)
+
+
 def _deployment_ref(spec: AppSpec) -> DeploymentRef:
     return DeploymentRef(spec.namespace, spec.deployment, spec.deployment_uid)
 
@@ -665,6 +709,8 @@ async def open_ticket_controller(
     leader_election: LeasePolicy | None = None,
     lease_name: str = "rxkube",
     metrics_listen: tuple[str, int] | None = None,
+    admin_listen: tuple[str, int] | None = None,
+    record: TraceWriter | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
     port_retry: float = 30.0,
@@ -694,6 +740,11 @@ async def open_ticket_controller(
       `controller.leader` too). Every replica serves users either way. None: no election,
       this replica counts as the leader.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
+    - `admin_listen`: serve the status page there (`/`, `/status.json`, `/status/events`;
+      None: no listener). `controller.status()` gives the same content in-process.
+    - `record`: write what the pipelines see to this trace: the three watches from their
+      first list on, and the proxy's demand per app (`tickets/<app>`, for the apps the
+      header declares). Open it with `streams=controller_trace_streams(namespace, apps)`.
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
     - `watch_policy`: the watches' timings (tests shorten them).
@@ -719,6 +770,7 @@ async def open_ticket_controller(
                             metadata_only=True,
                             policy=policy,
                             rng=rng,
+                            record=record,
                         )
                     ),
                     "deployments": await stack.enter_async_context(
@@ -729,6 +781,7 @@ async def open_ticket_controller(
                             label_selector=f"{OPT_IN_LABEL}=true",
                             policy=policy,
                             rng=rng,
+                            record=record,
                         )
                     ),
                     "pods": await stack.enter_async_context(
@@ -739,6 +792,7 @@ async def open_ticket_controller(
                             label_selector=APP_LABEL,
                             policy=policy,
                             rng=rng,
+                            record=record,
                         )
                     ),
                 }
@@ -781,6 +835,16 @@ async def open_ticket_controller(
                     port_retry=port_retry,
                     election=election,
                 )
+                stack.callback(
+                    controller.board.attach(
+                        changes=proxy.changes,
+                        pods=informers["pods"].events,
+                        effects=controller.app_effects,
+                        event_outcomes=sink.outcomes,
+                    ).dispose
+                )
+                if record is not None:
+                    stack.callback(_record_demand(proxy.changes, record, namespace).dispose)
                 collector = _ControllerCollector(controller)
                 registry.register(collector)
                 stack.callback(registry.unregister, collector)
@@ -803,6 +867,16 @@ async def open_ticket_controller(
                             metrics_listen[1],
                             registry=registry,
                             ready=controller.readiness,
+                        )
+                    )
+                if admin_listen is not None:
+                    controller.admin_address = await nursery.start(
+                        partial(
+                            serve_admin,
+                            admin_listen[0],
+                            admin_listen[1],
+                            status=controller.status,
+                            board=controller.board,
                         )
                     )
                 log.info(

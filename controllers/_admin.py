@@ -101,7 +101,7 @@ async def _feed(
         while True:
             changed = trio.Event()
             message = b"event: status\ndata: " + orjson.dumps(status().to_json()) + b"\n\n"
-            await stream.send_all(message)
+            await stream.send_all(conn.send(h11.Data(data=message)))
             # Coalesce a burst: wait the minimum, then for a change or the maximum.
             await trio.sleep(min_interval)
             with trio.move_on_after(max_interval - min_interval):

@@ -475,10 +475,9 @@ def describe(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `rxkube` console script; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def run_handler(args: argparse.Namespace) -> int:
+    """Run the parsed command; expected failures become one line on stderr (exit 1),
+    Ctrl-C exit 130, anything else (a bug) keeps its traceback."""
     handler: Handler = args.handler
     try:
         return handler(args)
@@ -493,6 +492,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"rxkube {args.command}: error: {describe(expected)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `rxkube` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    return run_handler(args)
 
 
 if __name__ == "__main__":

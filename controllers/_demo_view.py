@@ -106,7 +106,7 @@ def render_view(
         lines.extend(
             f"  {_clock(elapsed - (snapshot.at - a.at)):>6}  {_activity_text(a)}" for a in shown
         )
-    return lines
+    return [line.rstrip() for line in lines]
 
 
 def _activity_text(activity: Activity) -> str:

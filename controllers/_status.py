@@ -103,6 +103,8 @@ class ServerBoard:
     """Tickets held on it now."""
     capacity: int | None
     """Its capacity in the ticket table (None: not in the proxy's server list)."""
+    serving: bool
+    """The proxy gives it new tickets (in the server list and ready there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +375,7 @@ class StatusBoard:
                         autoscaled=row.autoscaled,
                         users=0 if server is None else len(server.users),
                         capacity=None if server is None else server.capacity,
+                        serving=server is not None and server.ready,
                     )
                 )
             boards.append(

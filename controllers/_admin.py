@@ -176,7 +176,12 @@ async def serve_admin(
 ) -> None:
     """Serve the status page on (host, port) until cancelled; `task_status` gets the bound
     address (port 0 resolved). Start it with `await nursery.start(serve_admin, ...)`."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:
+        shown = f"[{host}]" if ":" in host else host
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot listen on {shown}:{port}: {reason}") from error
     sockname = listeners[0].socket.getsockname()
     handler = partial(
         _handle,

@@ -100,7 +100,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _open_demo_cluster(request: ClusterRequest) -> AbstractAsyncContextManager[DemoCluster]:
+def open_demo_cluster(request: ClusterRequest) -> AbstractAsyncContextManager[DemoCluster]:
     """The demo's cluster: the fake API server with its simulated cluster (only this module
     may import rxkube.fakes; the demo gets this opener as a parameter)."""
     from rxkube.fakes import SimSettings, open_fake_apiserver
@@ -141,7 +141,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise CommandError(str(error)) from None
-    return trio.run(partial(run_demo, settings, _open_demo_cluster))
+    return trio.run(partial(run_demo, settings, open_demo_cluster))
 
 
 def _cmd_fake_apiserver(args: argparse.Namespace) -> int:

@@ -26,6 +26,12 @@ From synchronous code (the official `kubernetes` client, notebooks)::
         api = kubernetes.config.new_client_from_config(str(server.kubeconfig_path))
         server.call(server.store.create, "configmaps", {...})   # runs in the server thread
 
+An orchestrator `Cluster` on it, for tests of code that drives one::
+
+    async with open_fake_cluster() as cluster:       # a rxkube.streams.orchestrator.Cluster
+        await cluster.pods.create(CreatePod("web", [ContainerSpec("app", "nginx")]))
+        cluster.server.store.get("pods", "default", "web")
+
 From a shell: `rxkube fake-apiserver --listen 127.0.0.1:8080 [--kubeconfig-out PATH]`.
 
 Reach the store directly (same semantics as over HTTP, no I/O, in the server's thread)::
@@ -58,6 +64,7 @@ Inject faults (each `inject` returns a `FaultRule`; `times=None` means every mat
 """
 
 from rxkube.fakes._api import ApiServer, RequestContext
+from rxkube.fakes._cluster import FakeCluster, open_fake_cluster
 from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._faults import Fault, FaultRule, Faults
 from rxkube.fakes._http import AbortConnection, Request, Response, StreamResponse, Upgrade
@@ -91,6 +98,7 @@ __all__ = [
     "DeleteOptions",
     "Entry",
     "FakeApiServer",
+    "FakeCluster",
     "Fault",
     "FaultRule",
     "Faults",
@@ -117,5 +125,6 @@ __all__ = [
     "fake_apiserver_thread",
     "kubeconfig_yaml",
     "open_fake_apiserver",
+    "open_fake_cluster",
     "run_fake_apiserver",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import builtins
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -69,7 +69,9 @@ ACCEPT_METADATA_LIST: Final = (
 )
 DEFAULT_FIELD_MANAGER: Final = "rxkube"
 
-Params: TypeAlias = Mapping[str, str | int | bool | None]
+Params: TypeAlias = Mapping[str, str | int | bool | Sequence[str] | None]
+"""Query parameters; None values are left out, booleans are `true`/`false`, and a sequence of
+strings repeats the key (`exec`'s `command=sh&command=-c&command=...`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +139,18 @@ def _build_ssl_context(config: KubeConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _clean_params(params: Params | None) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _clean_params(params: Params | None) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     if params:
         for key, value in params.items():
             if value is None:
                 continue
             if isinstance(value, bool):
-                out[key] = "true" if value else "false"
+                out.append((key, "true" if value else "false"))
+            elif isinstance(value, str | int):
+                out.append((key, str(value)))
             else:
-                out[key] = str(value)
+                out.extend((key, str(item)) for item in value)
     return out
 
 
@@ -212,7 +216,7 @@ class KubeClient:
         return self._http.build_request(
             method,
             path,
-            params=_clean_params(params),
+            params=tuple(_clean_params(params)) or None,
             content=content,
             headers=hdrs,
             extensions=extensions,

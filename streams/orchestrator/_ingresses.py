@@ -26,7 +26,7 @@ modules.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -195,7 +195,9 @@ class IngressRules(Sink[IngressRuleCommand]):
             )
         return Rule(str(meta.get("name", "")), host, tuple(p for p, _ in entries if p is not None))
 
-    def _change(self, command: IngressRuleCommand, namespace: str) -> Any:
+    def _change(
+        self, command: IngressRuleCommand, namespace: str
+    ) -> Callable[[KubeObject], dict[str, Any] | None]:
         def change(obj: KubeObject) -> dict[str, Any] | None:
             entries = self._entries(obj, command.host)
             if entries is None:

@@ -16,7 +16,6 @@ orchestrator's private modules.
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Final

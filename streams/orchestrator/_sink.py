@@ -1,36 +1,41 @@
 """`Sink`: commands in, outcomes out, applied one at a time in order (DESIGN section 4).
 
 What this module is for: the machinery every orchestrator part shares. A sink accepts commands
-three ways and applies all of them through one fair lock, so they take effect one at a time, in
+three ways, puts them all in one first-in-first-out queue, and applies them one at a time in
 the order they arrived:
 
-- as an **Observer** (`commands.subscribe(cluster.pods)`): `on_next` cannot wait, so it puts the
-  command in a bounded queue that a task drains (the task runs in the nursery of the sink's
-  `TrioScheduler`, and exits when the queue is empty, so an idle sink keeps no task alive);
+- as an **Observer** (`commands.subscribe(cluster.pods)`): `on_next` cannot wait, so it queues
+  the command and, if none is running, starts a task that drains the queue (in the nursery of
+  the sink's `TrioScheduler`; the task exits when the queue is empty, so an idle sink keeps no
+  task alive);
 - from an **Observable** (`cluster.pods.apply(commands)`, itself a cold Observable of the
-  outcomes of those commands): the commands cross into trio through a bounded receive channel;
-- from trio code (`await cluster.pods.create(...)`): applied in the caller's task.
+  outcomes of those commands): the commands cross into trio through a bounded receive channel
+  and are queued one at a time, each once the previous one has been applied;
+- from trio code (`await cluster.pods.create(...)`): queued, then applied by the awaiting task
+  itself when nobody else is draining the queue (so it needs no scheduler).
 
-Every outcome (`Applied` with the object the API returned, or `Failed` with the error, which for
-API errors carries the server's `Status` and reason) is published on the hot `outcomes`
-Observable, whichever way the command came.
+Whoever drains applies every queued command in order, its own and the others'. Every outcome
+(`Applied` with the object the API returned, or `Failed` with the error, which for API errors
+carries the server's `Status` and reason) is published on the hot `outcomes` Observable,
+whichever way the command came.
 
 Back-pressure (Rx's `on_next` cannot wait, so nothing here grows without bound):
-- Observer: at most `max_pending` commands wait in the queue. One more is refused: its `Failed`
-  outcome (error `SinkOverflow`) is published and `on_next` raises `SinkOverflow` to the
-  producer. Producers that can burst should emit desired state and reconcile (DESIGN), or use
-  `apply`.
+- Observer: at most `max_pending` commands sent with `on_next` wait in the queue. One more is
+  refused: its `Failed` outcome (error `SinkOverflow`) is published and `on_next` raises
+  `SinkOverflow` to the producer. Producers that can burst should emit desired state and
+  reconcile (DESIGN), or use `apply`.
 - `apply(observable)`: at most `max_pending` commands wait in the channel. A producer on another
-  thread (a `TrioThreadSafeScheduler`) waits for room; a producer on trio's thread cannot wait, so
-  outrunning the bound ends that `apply` with `ChannelOverflowError` on its `on_error`.
+  thread (a `TrioThreadSafeScheduler`) waits for room; a producer on trio's thread cannot wait,
+  so outrunning the bound ends that `apply` with `ChannelOverflowError` on its `on_error`.
 - `apply(async_iterable)` (e.g. a trio receive channel): true back-pressure; the next command is
   pulled only once the previous one is applied.
+- Awaiting callers: one queued command per waiting task.
 
-A command that has started is applied to the end even if its source is disposed or its task is
-cancelled (shielded; the client's request timeout bounds it), so a write the server may have done
-is never left without an outcome. A command still queued when its source is cancelled is not lost
-either: it waits for the next drain. Only `await sink.create(...)` runs unshielded in the caller's
-task, so that the caller's cancellation is obeyed (and then no outcome is published).
+Cancellation: a command that has started is applied to the end (shielded; the client's request
+timeout bounds it), so a write the server may have done never goes without an outcome. A command
+that has not started is dropped when the task waiting for it is cancelled (an awaiting caller, or
+an `apply` whose subscription is disposed); commands sent with `on_next` stay queued until a
+drain runs again (the next `on_next`, `apply` or await).
 
 It may import reactivex, trio and `rxkube.streams`' bridge, scheduler and error modules.
 """
@@ -39,7 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterable, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeAlias, TypeVar
 
@@ -48,7 +53,7 @@ import trio
 from reactivex import Observable, abc
 from reactivex.subject import Subject
 
-from rxkube.streams._bridge import to_receive_channel
+from rxkube.streams._bridge import ObservableReceiveChannel, to_receive_channel
 from rxkube.streams._errors import ApiError
 from rxkube.streams._events import KubeObject
 from rxkube.streams._scheduler import TrioScheduler, as_trio_scheduler
@@ -124,6 +129,18 @@ class SinkStatistics:
     source_errors: int
 
 
+class _Entry(Generic[C]):
+    """One queued command and, once applied, its outcome."""
+
+    __slots__ = ("command", "outcome", "queued", "started")
+
+    def __init__(self, command: C, *, queued: bool) -> None:
+        self.command = command
+        self.queued = queued  # sent with on_next: counts against max_pending
+        self.started = False
+        self.outcome: Outcome | None = None
+
+
 class Sink(abc.ObserverBase[C], Generic[C]):
     """Base of the orchestrator parts that take commands. Subclasses set `name` and
     `commands` (the command classes they accept) and implement `_execute`."""
@@ -141,11 +158,12 @@ class Sink(abc.ObserverBase[C], Generic[C]):
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self.scheduler = scheduler
         self.max_pending = max_pending
-        self._queue: deque[C] = deque()
+        self._queue: deque[_Entry[C]] = deque()
+        self._observer_pending = 0
         self._draining = False
-        self._lock = trio.Lock()
+        self._drain_task = False
         self._applying = False
-        self._idle = trio.lowlevel.ParkingLot()
+        self._changed = trio.lowlevel.ParkingLot()
         self._subject: Subject[Outcome] = Subject()
         self._applied = 0
         self._failed = 0
@@ -167,7 +185,7 @@ class Sink(abc.ObserverBase[C], Generic[C]):
 
     def statistics(self) -> SinkStatistics:
         return SinkStatistics(
-            queued=len(self._queue),
+            queued=len(self._queue) - (1 if self._applying else 0),
             max_pending=self.max_pending,
             applying=self._applying,
             applied=self._applied,
@@ -193,7 +211,9 @@ class Sink(abc.ObserverBase[C], Generic[C]):
             )
         return command  # type: ignore[return-value]
 
-    async def _apply_locked(self, command: C) -> Outcome:
+    # -- the queue -----------------------------------------------------------------------------
+
+    async def _apply_one(self, command: C) -> Outcome:
         self._applying = True
         try:
             result = await self._execute(command)
@@ -206,39 +226,73 @@ class Sink(abc.ObserverBase[C], Generic[C]):
         self._publish(outcome)
         return outcome
 
-    async def _apply_shielded(self, command: C) -> Outcome:
-        async with self._lock:
-            with trio.CancelScope(shield=True):
-                outcome = await self._apply_locked(command)
-        self._wake_idle()
-        return outcome
+    async def _drain(self) -> None:
+        """Apply queued commands in order until the queue is empty (one drainer at a time)."""
+        self._draining = True
+        try:
+            while self._queue:
+                entry = self._queue[0]
+                entry.started = True
+                with trio.CancelScope(shield=True):
+                    outcome = await self._apply_one(entry.command)
+                self._queue.popleft()
+                if entry.queued:
+                    self._observer_pending -= 1
+                entry.outcome = outcome
+                self._changed.unpark_all()
+                # A cancelled drainer stops between commands; a waiting task takes over.
+                await trio.lowlevel.checkpoint_if_cancelled()
+        finally:
+            self._draining = False
+            self._changed.unpark_all()
 
-    # -- trio callers --------------------------------------------------------------------------
+    async def _submit(self, command: C) -> Outcome:
+        """Queue `command` and return its outcome once it has been applied."""
+        entry = _Entry(command, queued=False)
+        self._queue.append(entry)
+        try:
+            while entry.outcome is None:
+                if self._draining:
+                    await self._changed.park()
+                else:
+                    await self._drain()
+        except BaseException:
+            if not entry.started:
+                self._queue.remove(entry)
+                self._changed.unpark_all()
+            raise
+        return entry.outcome
+
+    async def _drain_queued(self) -> None:
+        # The task on_next starts: runs until the queue is empty.
+        try:
+            while self._queue:
+                if self._draining:
+                    await self._changed.park()
+                else:
+                    await self._drain()
+        finally:
+            self._drain_task = False
+
+    async def wait_idle(self) -> None:
+        """Return once no command is queued or being applied."""
+        while self._queue or self._draining:
+            await self._changed.park()
+
+    # -- trio callers ----------------------------------------------------------------------------
 
     def _call(self, command: C, *, what: str) -> Call[KubeObject | None]:
         """The command as an awaitable cold `Call`: the result, or the error raised."""
 
         async def run() -> KubeObject | None:
-            self._check(command)
-            async with self._lock:
-                outcome = await self._apply_locked(command)
-            self._wake_idle()
+            outcome = await self._submit(self._check(command))
             if isinstance(outcome, Failed):
                 raise outcome.error
             return outcome.object
 
         return Call(run, name=f"{self.name}.{what}")
 
-    async def wait_idle(self) -> None:
-        """Return once no command is queued or being applied."""
-        while self._queue or self._draining or self._applying or self._lock.locked():
-            await self._idle.park()
-
-    def _wake_idle(self) -> None:
-        if not (self._queue or self._applying or self._lock.locked()):
-            self._idle.unpark_all()
-
-    # -- Observer ------------------------------------------------------------------------------
+    # -- Observer ----------------------------------------------------------------------------------
 
     def on_next(self, value: C) -> None:
         """Queue a command (see the module docstring for the bound and its overflow error)."""
@@ -254,7 +308,7 @@ class Sink(abc.ObserverBase[C], Generic[C]):
                 "cluster with `async with open_cluster(client) as cluster` or pass "
                 "scheduler=TrioScheduler(nursery)"
             )
-        if len(self._queue) >= self.max_pending:
+        if self._observer_pending >= self.max_pending:
             self._overflows += 1
             overflow = SinkOverflow(
                 f"{self.name} already has max_pending={self.max_pending} commands queued; "
@@ -263,10 +317,11 @@ class Sink(abc.ObserverBase[C], Generic[C]):
             )
             self._publish(Failed(self.name, command, overflow))
             raise overflow
-        self._queue.append(command)
-        if not self._draining:
-            self._draining = True
-            scheduler.start_task(self._drain, name=f"{self.name} sink")
+        self._queue.append(_Entry(command, queued=True))
+        self._observer_pending += 1
+        if not self._drain_task:
+            self._drain_task = True
+            scheduler.start_task(self._drain_queued, name=f"{self.name} sink")
 
     def on_error(self, error: Exception) -> None:
         """A command source failed: logged and counted; the sink goes on serving others."""
@@ -276,29 +331,14 @@ class Sink(abc.ObserverBase[C], Generic[C]):
     def on_completed(self) -> None:
         """A command source ended; the sink goes on serving others."""
 
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                async with self._lock:
-                    # Take the command only once the lock is held: a drain cancelled while
-                    # waiting leaves it queued for the next one.
-                    if not self._queue:
-                        break
-                    command = self._queue.popleft()
-                    with trio.CancelScope(shield=True):
-                        await self._apply_locked(command)
-        finally:
-            self._draining = False
-            self._wake_idle()
-
-    # -- Observable sources --------------------------------------------------------------------
+    # -- Observable sources ----------------------------------------------------------------------
 
     def apply(self, commands: Observable[C] | AsyncIterable[C]) -> Observable[Outcome]:
         """Apply every command `commands` emits, in order; a cold Observable of their outcomes.
 
         Subscribe with a `TrioScheduler` (or rely on the sink's). It completes after the last
         command's outcome once `commands` completes; an error of `commands` is passed on. The
-        outcomes are published on `outcomes` too.
+        outcomes are published on `outcomes` too. Disposing drops the commands not started.
 
             cluster.pods.apply(reactivex.of(CreatePod(...), DeletePod("old"))).subscribe(
                 print, scheduler=scheduler)
@@ -311,18 +351,16 @@ class Sink(abc.ObserverBase[C], Generic[C]):
                 scheduler or self.scheduler, what=f"{self.name}.apply"
             )
             return trio_scheduler.start_task(
-                self._pump, commands, observer, trio_scheduler, name=f"{self.name}.apply"
+                pump_commands,
+                commands,
+                observer,
+                trio_scheduler,
+                self.max_pending,
+                self._route,
+                name=f"{self.name}.apply",
             )
 
         return reactivex.create(subscribe)
-
-    async def _pump(
-        self,
-        commands: Observable[C] | AsyncIterable[C],
-        observer: abc.ObserverBase[Outcome],
-        scheduler: TrioScheduler,
-    ) -> None:
-        await pump_commands(commands, observer, scheduler, self.max_pending, self._route)
 
     async def _route(self, command: object) -> Outcome:
         try:
@@ -331,7 +369,7 @@ class Sink(abc.ObserverBase[C], Generic[C]):
             outcome = Failed(self.name, command, error)  # type: ignore[arg-type]
             self._publish(outcome)
             return outcome
-        return await self._apply_shielded(checked)
+        return await self._submit(checked)
 
 
 async def pump_commands(
@@ -342,20 +380,26 @@ async def pump_commands(
     route: Callable[[object], Awaitable[Outcome]],
 ) -> None:
     """Feed each command of `commands` to `route` in order and pass each outcome on (shared by
-    `Sink.apply` and `Cluster.apply`)."""
+    `Sink.apply` and `Cluster.apply`). An error of the source goes to `on_error`."""
+    bridge: ObservableReceiveChannel[C] | None = None
     if isinstance(commands, Observable):
-        channel: AsyncIterable[C] = to_receive_channel(
+        bridge = to_receive_channel(
             commands, scheduler=scheduler, max_buffer=max_pending, overflow="block"
         )
+        iterator: AsyncIterator[C] = aiter(bridge)
     else:
-        channel = commands
+        iterator = aiter(commands)
     try:
-        async for command in channel:
+        while True:
+            try:
+                command = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            except Exception as error:
+                observer.on_error(error)
+                return
             observer.on_next(await route(command))
-    except Exception as error:
-        observer.on_error(error)
-        return
     finally:
-        if isinstance(channel, trio.abc.ReceiveChannel) and isinstance(commands, Observable):
-            await channel.aclose()
+        if bridge is not None:
+            bridge.close()
     observer.on_completed()

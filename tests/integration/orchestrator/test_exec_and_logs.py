@@ -1,0 +1,196 @@
+"""Exec, scripts, files and logs through the real client and the WebSocket channel protocol
+(v5, and v4 when the server offers only that), against the stand-in kubelet."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from rxkube.fakes import FakeCluster
+from rxkube.streams import BadRequest, KubeError, NotFound, TrioScheduler
+from rxkube.streams.orchestrator import (
+    ContainerSpec,
+    CreatePod,
+    ExecExit,
+    ExecFailed,
+    ExecOutput,
+    ExecResult,
+)
+from tests.integration.orchestrator.stub_kubelet import V4, V5, StubKubelet
+
+BINARY = bytes(range(256)) * 3 + b"\r\n\x00\xff"
+
+
+async def make_pod(cluster: FakeCluster, name: str = "sim-0", *containers: str) -> None:
+    specs = [ContainerSpec(c, "sim:1") for c in containers or ("app",)]
+    await cluster.pods.create(CreatePod(name, specs, labels={"app": "sim"}))
+
+
+async def test_exec_streams_stdout_and_stderr_and_ends_with_the_exit_status(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    await make_pod(cluster)
+    events = [
+        event
+        async for event in cluster.pods.exec_script(
+            "sim-0", "echo hello world; echo oops >&2; echo bye"
+        )
+    ]
+    stdout = b"".join(e.data for e in events if isinstance(e, ExecOutput) and e.channel == "stdout")
+    stderr = b"".join(e.data for e in events if isinstance(e, ExecOutput) and e.channel == "stderr")
+    assert stdout == b"hello world\nbye\n"
+    assert stderr == b"oops\n"
+    # The stub streams stdout in 7-byte messages: the output arrives as it is written.
+    assert sum(isinstance(e, ExecOutput) for e in events) > 3
+    assert isinstance(events[-1], ExecExit)
+    assert events[-1].exit_code == 0
+    assert events[-1].status["status"] == "Success"
+    assert kubelet.execs == [
+        ("sim-0", ("sh", "-c", "echo hello world; echo oops >&2; echo bye"), V5)
+    ]
+
+
+async def test_awaiting_exec_gives_the_result(cluster: FakeCluster) -> None:
+    await make_pod(cluster)
+    result = await cluster.pods.exec("sim-0", ["echo", "hi", "there"])
+    assert result == ExecResult(b"hi there\n", b"", 0)
+    assert result.text == "hi there\n"
+
+
+async def test_a_script_that_writes_then_reads_a_file(cluster: FakeCluster) -> None:
+    await make_pod(cluster)
+    await cluster.pods.exec_script("sim-0", "echo 42 > /data/result.txt")
+    assert await cluster.pods.read_file("sim-0", "/data/result.txt") == b"42\n"
+    listing = await cluster.pods.exec("sim-0", ["ls", "/data"])
+    assert listing.text == "result.txt\n"
+
+
+async def test_non_zero_exit_is_exec_failed_with_status_and_stderr(cluster: FakeCluster) -> None:
+    await make_pod(cluster)
+    with pytest.raises(ExecFailed) as caught:
+        await cluster.pods.exec_script("sim-0", "echo partial; cat /missing; exit 3")
+    failed = caught.value
+    assert failed.exit_code == 3
+    assert failed.stdout == b"partial\n"
+    assert failed.stderr == b"cat: /missing: No such file or directory\n"
+    assert failed.status["reason"] == "NonZeroExitCode"
+    assert "exited with status 3" in str(failed)
+    assert "No such file" in str(failed)
+    # check=False: the exit status is data, not an error.
+    result = await cluster.pods.exec_script("sim-0", "exit 7", check=False)
+    assert result.exit_code == 7
+    unknown = await cluster.pods.exec_script("sim-0", "frobnicate", check=False)
+    assert unknown.exit_code == 127
+    assert unknown.stderr == b"sh: frobnicate: not found\n"
+
+
+async def test_a_command_the_runtime_cannot_start_has_no_exit_code(cluster: FakeCluster) -> None:
+    await make_pod(cluster)
+    with pytest.raises(ExecFailed) as caught:
+        await cluster.pods.exec("sim-0", ["/no/such/binary"], check=False)
+    assert caught.value.exit_code is None
+    assert caught.value.status["reason"] == "InternalError"
+    assert "executable file not found" in str(caught.value)
+
+
+async def test_read_file_is_binary_safe(cluster: FakeCluster, kubelet: StubKubelet) -> None:
+    await make_pod(cluster)
+    kubelet.container("sim-0").files["/data/world.bin"] = BINARY
+    assert await cluster.pods.read_file("sim-0", "/data/world.bin") == BINARY
+    with pytest.raises(ExecFailed, match="No such file"):
+        await cluster.pods.read_file("sim-0", "/data/absent.bin")
+
+
+async def test_stdin_is_sent_and_closed_with_v5(cluster: FakeCluster, kubelet: StubKubelet) -> None:
+    await make_pod(cluster)
+    await cluster.pods.exec("sim-0", ["sh", "-c", "cat > /data/upload.bin"], stdin=BINARY)
+    assert kubelet.container("sim-0").files["/data/upload.bin"] == BINARY
+
+
+async def test_v4_is_the_fallback_and_refuses_stdin(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    kubelet.protocols = (V4,)  # a server that speaks v4 only picks it from our offer
+    await make_pod(cluster)
+    result = await cluster.pods.exec("sim-0", ["echo", "over", "v4"])
+    assert result.stdout == b"over v4\n"
+    assert kubelet.execs[-1][2] == V4
+    with pytest.raises(KubeError, match="stdin needs v5"):
+        await cluster.pods.exec("sim-0", ["cat"], stdin=b"x")
+
+
+async def test_exec_errors_before_the_upgrade_are_the_apis(cluster: FakeCluster) -> None:
+    with pytest.raises(NotFound):
+        await cluster.pods.exec("absent", ["true"])
+    await make_pod(cluster, "two", "app", "sidecar")
+    with pytest.raises(BadRequest, match="a container name must be specified"):
+        await cluster.pods.exec("two", ["true"])
+    result = await cluster.pods.exec("two", ["echo", "ok"], container="sidecar")
+    assert result.stdout == b"ok\n"
+
+
+async def test_exec_as_an_observable_and_cancelled_by_a_timeout(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    await make_pod(cluster)
+    seen: list[object] = []
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        cluster.pods.exec("sim-0", ["echo", "rx"]).subscribe(
+            seen.append, seen.append, done.set, scheduler=TrioScheduler(nursery)
+        )
+        await done.wait()
+    assert seen[0] == ExecOutput("stdout", b"rx\n")
+    assert isinstance(seen[-1], ExecExit)
+    with pytest.raises(trio.TooSlowError), trio.fail_after(0.3):
+        # The command never ends: the caller's deadline cancels the exec and closes its
+        # connection (the stub sees the client leave).
+        await cluster.pods.exec("sim-0", ["sleep", "infinity"])
+    await kubelet.hung_up.wait()
+
+
+async def test_logs_with_tail(cluster: FakeCluster, kubelet: StubKubelet) -> None:
+    await make_pod(cluster)
+    kubelet.container("sim-0").write_log(*(f"line {i}" for i in range(10)))
+    assert await cluster.pods.logs("sim-0") == [f"line {i}" for i in range(10)]
+    assert await cluster.pods.logs("sim-0", tail=3) == ["line 7", "line 8", "line 9"]
+    assert await cluster.pods.logs("sim-0", tail=0) == []
+
+
+async def test_logs_follow_streams_new_lines_until_the_container_stops(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    await make_pod(cluster)
+    container = kubelet.container("sim-0")
+    container.write_log("booting", "ready")
+    lines: list[str] = []
+    async for line in cluster.pods.logs("sim-0", follow=True, tail=1):
+        lines.append(line)
+        if line == "ready":
+            container.write_log("lap 1", "lap 2")
+        elif line == "lap 2":
+            container.write_log("finished")
+            container.stop()
+    assert lines == ["ready", "lap 1", "lap 2", "finished"]
+
+
+async def test_logs_as_an_observable_disposed_mid_follow(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    await make_pod(cluster)
+    container = kubelet.container("sim-0")
+    container.write_log("one")
+    got_one = trio.Event()
+    seen: list[str] = []
+
+    def on_next(line: str) -> None:
+        seen.append(line)
+        got_one.set()
+
+    async with trio.open_nursery() as nursery:
+        subscription = cluster.pods.logs("sim-0", follow=True).subscribe(
+            on_next, scheduler=TrioScheduler(nursery)
+        )
+        await got_one.wait()
+        subscription.dispose()
+    assert seen == ["one"]

@@ -1,0 +1,278 @@
+"""Pods against the fake API server through the real client: create, get, ip, list, delete,
+and waits built on the pod watch (success, timeout, empty selection, cancellation)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from rxkube.fakes import FakeCluster
+from rxkube.streams import AlreadyExists, Invalid, NotFound, TrioScheduler
+from rxkube.streams.orchestrator import (
+    Applied,
+    Condition,
+    ConfigMapVolume,
+    ContainerSpec,
+    CreatePod,
+    DeletePods,
+    EmptyDirVolume,
+    Failed,
+    HostPathVolume,
+    NamedPort,
+    NoPodIP,
+    NothingSelected,
+    SecretVolume,
+    TimedOut,
+    Toleration,
+    VolumeMount,
+)
+from tests.integration.orchestrator.conftest import Harness
+from tests.integration.orchestrator.stub_kubelet import set_pod_status
+
+
+def simple(name: str, **labels: str) -> CreatePod:
+    return CreatePod(name, [ContainerSpec("app", "sim:1")], labels=labels or {"app": "sim"})
+
+
+async def test_create_sends_every_field_of_the_spec(harness: Harness) -> None:
+    cluster = harness.cluster
+    pod = CreatePod(
+        "sim-0",
+        [
+            ContainerSpec(
+                "sim",
+                "registry.example.org/sim:1.2",
+                command=["/bin/sim"],
+                args=["--world", "tunnel"],
+                env={"MODE": "race"},
+                env_from_fields={"POD_IP": "status.podIP"},
+                ports=[8080, NamedPort("metrics", 9090)],
+                requests={"cpu": "500m", "memory": "1Gi"},
+                limits={"memory": "2Gi"},
+                volume_mounts=[
+                    VolumeMount("config", "/etc/sim", read_only=True),
+                    VolumeMount("scratch", "/tmp/sim"),
+                    VolumeMount("logs", "/var/log/sim", sub_path="sim"),
+                    VolumeMount("creds", "/creds"),
+                ],
+                privileged=True,
+                allow_privilege_escalation=False,
+            )
+        ],
+        labels={"app": "sim", "run": "42"},
+        annotations={"cloudsim.io/owner": "alice"},
+        init_containers=[ContainerSpec("init", "busybox:1.36", command=["sh", "-c", "true"])],
+        volumes=[
+            ConfigMapVolume("config", "sim-config", items={"world.sdf": "world.sdf"}),
+            EmptyDirVolume("scratch", medium="Memory", size_limit="1Gi"),
+            HostPathVolume("logs", "/var/log", type="Directory"),
+            SecretVolume("creds", "sim-creds", default_mode=0o400),
+        ],
+        restart_policy="Never",
+        termination_grace_period=5,
+        node_selector={"cloudsim.io/role": "sim"},
+        tolerations=[Toleration("nvidia.com/gpu", "Exists", effect="NoSchedule")],
+        image_pull_secrets=["registry"],
+        nameservers=["8.8.8.8", "1.1.1.1"],
+    )
+    created = await cluster.pods.create(pod)
+    assert created is not None
+    assert created["metadata"]["uid"]
+    stored = cluster.server.store.get("pods", "default", "sim-0")
+    spec = stored["spec"]
+    assert stored["metadata"]["labels"] == {"app": "sim", "run": "42"}
+    assert stored["metadata"]["annotations"] == {"cloudsim.io/owner": "alice"}
+    (container,) = spec["containers"]
+    assert container["command"] == ["/bin/sim"]
+    assert container["args"] == ["--world", "tunnel"]
+    assert container["env"] == [
+        {"name": "MODE", "value": "race"},
+        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    assert container["ports"] == [
+        {"containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "2Gi"},
+    }
+    assert container["volumeMounts"][0] == {
+        "name": "config",
+        "mountPath": "/etc/sim",
+        "readOnly": True,
+    }
+    assert container["volumeMounts"][2]["subPath"] == "sim"
+    assert container["securityContext"] == {
+        "privileged": True,
+        "allowPrivilegeEscalation": False,
+    }
+    assert spec["initContainers"][0]["name"] == "init"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["config"]["configMap"] == {
+        "name": "sim-config",
+        "items": [{"key": "world.sdf", "path": "world.sdf"}],
+    }
+    assert volumes["scratch"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+    assert volumes["logs"]["hostPath"] == {"path": "/var/log", "type": "Directory"}
+    assert volumes["creds"]["secret"] == {"secretName": "sim-creds", "defaultMode": 0o400}
+    assert spec["restartPolicy"] == "Never"
+    assert spec["terminationGracePeriodSeconds"] == 5
+    assert spec["nodeSelector"] == {"cloudsim.io/role": "sim"}
+    assert spec["tolerations"] == [
+        {"operator": "Exists", "key": "nvidia.com/gpu", "effect": "NoSchedule"}
+    ]
+    assert spec["imagePullSecrets"] == [{"name": "registry"}]
+    assert spec["dnsConfig"] == {"nameservers": ["8.8.8.8", "1.1.1.1"]}
+    (outcome,) = await harness.wait_outcomes(1)
+    assert isinstance(outcome, Applied)
+    assert outcome.sink == "pods"
+    assert outcome.command == pod
+
+
+async def test_create_twice_fails_with_already_exists_on_the_outcomes(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("web"))
+    with pytest.raises(AlreadyExists) as caught:
+        await cluster.pods.create(simple("web"))
+    assert caught.value.status["reason"] == "AlreadyExists"
+    outcomes = await harness.wait_outcomes(2)
+    failed = outcomes[1]
+    assert isinstance(failed, Failed)
+    assert failed.reason == "AlreadyExists"
+    assert failed.error is caught.value
+
+
+async def test_invalid_pod_is_refused_by_the_api_with_its_causes(cluster: FakeCluster) -> None:
+    bad = CreatePod("Not_A_Name", [ContainerSpec("app", "sim:1")])
+    with pytest.raises((Invalid, NotFound)) as caught:
+        await cluster.pods.create(bad)
+    assert caught.value.status.get("code") in (404, 422)
+
+
+def test_bad_commands_are_refused_when_built() -> None:
+    with pytest.raises(ValueError, match="at least one container"):
+        CreatePod("x", [])
+    with pytest.raises(ValueError, match="image"):
+        ContainerSpec("app", "")
+    with pytest.raises(ValueError, match="port number"):
+        ContainerSpec("app", "x", ports=[70000])
+    with pytest.raises(ValueError, match="non-empty selector"):
+        DeletePods("")
+
+
+async def test_get_ip_list_and_delete(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("a", app="sim", run="1"))
+    await cluster.pods.create(simple("b", app="sim", run="2"))
+    await cluster.pods.create(simple("c", app="other"))
+    assert (await cluster.pods.get("a"))["metadata"]["name"] == "a"
+    with pytest.raises(NoPodIP, match="no IP"):
+        await cluster.pods.ip("a")
+    set_pod_status(cluster.server, "a", ip="10.0.0.5")
+    assert await cluster.pods.ip("a") == "10.0.0.5"
+    names = [p["metadata"]["name"] for p in await cluster.pods.list("app=sim")]
+    assert names == ["a", "b"]
+    assert len(await cluster.pods.list()) == 3
+    deleted = await cluster.pods.delete("a", grace_period=0)
+    assert deleted is not None
+    with pytest.raises(NotFound):
+        await cluster.pods.get("a")
+    with pytest.raises(NotFound):
+        await cluster.pods.delete("a")
+    await cluster.pods.delete_all({"app": "sim"}, grace_period=0)
+    assert [p["metadata"]["name"] for p in await cluster.pods.list()] == ["c"]
+
+
+async def test_wait_succeeds_when_every_selected_pod_is_ready(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("a"))
+    await cluster.pods.create(simple("b"))
+    result: list[tuple[object, ...]] = []
+
+    async def wait() -> None:
+        result.append(await cluster.pods.wait("app=sim", Condition.READY, timeout=10))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        await cluster.server.api.wait_open_watches(1)
+        set_pod_status(cluster.server, "a")
+        assert not result  # b is not ready yet
+        set_pod_status(cluster.server, "b", ready=False)
+        set_pod_status(cluster.server, "b")
+    (pods,) = result
+    assert [p["metadata"]["name"] for p in pods] == ["a", "b"]  # type: ignore[index]
+
+
+async def test_wait_for_any_of_several_conditions(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("done"))
+    await cluster.pods.create(simple("broken"))
+    set_pod_status(cluster.server, "done", phase="Succeeded", ready=False, ip=None)
+    set_pod_status(cluster.server, "broken", phase="Failed", ready=False, ip=None)
+    pods = await cluster.pods.wait("app=sim", Condition.SUCCEEDED, Condition.FAILED, timeout=10)
+    assert len(pods) == 2
+    with pytest.raises(TimedOut):
+        # A finished pod is never Ready (as Cloudsim's wait had it).
+        await cluster.pods.wait("app=sim", Condition.READY, timeout=0.3)
+
+
+async def test_wait_times_out_naming_what_is_missing(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("a"))
+    await cluster.pods.create(simple("b"))
+    set_pod_status(cluster.server, "a", ip="10.0.0.1")
+    with pytest.raises(TimedOut) as caught:
+        await cluster.pods.wait("app=sim", Condition.HAS_IP, timeout=0.3)
+    message = str(caught.value)
+    assert "timed out after 0.3 s waiting for pods app=sim" in message
+    assert "1 of 2 are; not yet: b" in message
+    assert isinstance(caught.value, TimeoutError)
+
+
+async def test_wait_on_an_empty_selection_keeps_waiting_or_fails_if_told(
+    harness: Harness,
+) -> None:
+    cluster = harness.cluster
+    with pytest.raises(TimedOut, match="nothing matches the selector yet"):
+        await cluster.pods.wait("app=nobody", timeout=0.3)
+    with pytest.raises(NothingSelected, match="no pods match app=nobody"):
+        await cluster.pods.wait("app=nobody", timeout=5, fail_if_empty=True)
+    # A pod that appears later satisfies a wait that started on an empty selection.
+    result: list[object] = []
+
+    async def wait() -> None:
+        result.append(await cluster.pods.wait("app=late", Condition.HAS_IP, timeout=10))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(wait)
+        await cluster.server.api.wait_open_watches(1)
+        await cluster.pods.create(simple("late", app="late"))
+        set_pod_status(cluster.server, "late")
+    assert len(result) == 1
+
+
+async def test_disposing_a_wait_cancels_it_and_closes_its_watch(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("a"))
+    seen: list[object] = []
+    async with trio.open_nursery() as nursery:
+        subscription = cluster.pods.wait("app=sim", timeout=30).subscribe(
+            seen.append,
+            seen.append,
+            lambda: seen.append("completed"),
+            scheduler=TrioScheduler(nursery),
+        )
+        await cluster.server.api.wait_open_watches(1)
+        subscription.dispose()
+        await cluster.server.api.wait_open_watches(0)
+    assert seen == []  # no value, no error, no completion: cancelled
+    # As an Observable, a wait that succeeds emits the pods and completes.
+    set_pod_status(cluster.server, "a")
+    async with trio.open_nursery() as nursery:
+        done = trio.Event()
+        cluster.pods.wait("app=sim", timeout=10).subscribe(
+            seen.append, seen.append, done.set, scheduler=TrioScheduler(nursery)
+        )
+        await done.wait()
+    assert len(seen) == 1

@@ -36,7 +36,7 @@ integration: install
 	timeout $(BUDGET_INTEGRATION) $(PYTEST) -q tests/integration
 
 notebooks: install
-	timeout $(BUDGET_NOTEBOOKS) $(PYTEST) -q --nbmake notebooks
+	timeout $(BUDGET_NOTEBOOKS) $(PYTEST) -q -p no:trio -W "ignore:Unknown config option:pytest.PytestConfigWarning" --nbmake notebooks
 
 test: lint unit integration notebooks
 

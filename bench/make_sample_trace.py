@@ -408,6 +408,7 @@ def main() -> int:
         scheduler=ImmediateScheduler(),
         source="simulated: bench/make_sample_trace.py (seed 7)",
         started=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+        compresslevel=9,
     ) as writer:
         for t, event in records:
             writer.write(event, t=t)

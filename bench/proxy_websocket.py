@@ -49,6 +49,15 @@ def serve_echo(port: int) -> None:
     trio.run(main)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), to show whether the proxy is busy."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_port(port: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -137,10 +146,14 @@ def main() -> int:
         }
         for i in range(args.runs):
             for name, url in urls.items():
+                cpu0, wall0 = cpu_seconds(proxy.pid), time.monotonic()
                 rate, p99 = trio.run(load, url, args.clients, args.duration)
+                busy = (cpu_seconds(proxy.pid) - cpu0) / (time.monotonic() - wall0)
                 results[name].append((rate, p99))
                 print(
-                    f"run {i + 1} {name:<7} {rate:10.0f} msg/s  p99 {p99:7.2f} ms", file=sys.stderr
+                    f"run {i + 1} {name:<7} {rate:10.0f} msg/s  p99 {p99:7.2f} ms"
+                    f"  proxy cpu {100 * busy:4.0f}%",
+                    file=sys.stderr,
                 )
         med = {
             name: (statistics.median(r for r, _ in rs), statistics.median(p for _, p in rs))

@@ -18,6 +18,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from rxkube.streams import __version__
 
@@ -67,6 +68,17 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from rxkube.controllers._demo import run_demo
+    from rxkube.streams import TraceError
+
+    try:
+        run_demo(args.trace)
+    except TraceError as error:
+        raise CommandError(str(error)) from None
+    return EXIT_OK
+
+
 def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
     from rxkube.fakes import run_fake_apiserver
 
@@ -101,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_cmd_version)
+
+    demo = commands.add_parser(
+        "demo",
+        help="replay a recorded trace (default: the shipped sample) and show what rxkube saw",
+    )
+    demo.add_argument(
+        "--trace", type=Path, default=None, help="a trace file (.jsonl or .jsonl.gz) to replay"
+    )
+    demo.set_defaults(handler=_cmd_demo)
 
     fake = commands.add_parser(
         "fake-apiserver",

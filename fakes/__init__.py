@@ -24,7 +24,14 @@ From synchronous code (the official `kubernetes` client, notebooks)::
 
     with fake_apiserver_thread() as server:
         api = kubernetes.config.new_client_from_config(str(server.kubeconfig_path))
-        server.call(server.store.create, "configmaps", {...})   # runs in the server thread
+        server.store.create("configmaps", {...}, namespace="default")  # in the server's thread
+        server.faults.drop_watches()                                   # likewise
+
+In virtual time, with no sockets (trio's MockClock; an httpx transport on the same handler)::
+
+    api = ApiServer(Store(now=lambda: 0.0), bookmark_interval=60.0)
+    async with httpx.AsyncClient(transport=ApiTransport(api), base_url="http://fake") as http:
+        ...   # the same API; api.faults works too (httpx timeouts do not: use trio.fail_after)
 
 An orchestrator `Cluster` on it, for tests of code that drives one::
 
@@ -89,11 +96,13 @@ from rxkube.fakes._store import (
     Store,
     Watcher,
 )
+from rxkube.fakes._transport import ApiTransport
 
 __all__ = [
     "AbortConnection",
     "AdmissionRequest",
     "ApiServer",
+    "ApiTransport",
     "Change",
     "DeleteOptions",
     "Entry",

@@ -371,7 +371,11 @@ class ApiServer:
             watch = route.watch_path or (
                 method == "GET" and request.query.get("watch") in ("true", "1", "True")
             )
-            if method == "GET":
+            if method == "GET" and route.subresource and request.header("upgrade"):
+                # exec/attach over WebSocket are GETs that RBAC checks as `create`
+                # (kube-apiserver >= 1.31, AuthorizePodWebsocketUpgradeCreatePermission).
+                verb = "create"
+            elif method == "GET":
                 verb = "watch" if watch else ("get" if route.name else "list")
             elif method == "POST":
                 verb = "create"

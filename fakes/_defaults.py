@@ -341,7 +341,50 @@ def _secret(request: AdmissionRequest) -> None:
             data[k] = base64.b64encode(v.encode()).decode()
 
 
+def _crd(request: AdmissionRequest) -> None:
+    if request.subresource == "status":
+        return
+    spec = request.object.get("spec")
+    causes: list[StatusCause] = []
+    if not isinstance(spec, dict):
+        raise _invalid(request, [_required("spec")])
+    raw_names = spec.get("names")
+    names: dict[str, Any] = raw_names if isinstance(raw_names, dict) else {}
+    group = spec.get("group")
+    for path, value in (
+        ("spec.group", group),
+        ("spec.names.plural", names.get("plural")),
+        ("spec.names.kind", names.get("kind")),
+    ):
+        if not value:
+            causes.append(_required(path))
+    scope = spec.get("scope")
+    if scope not in ("Namespaced", "Cluster"):
+        causes.append(
+            StatusCause(
+                "FieldValueNotSupported",
+                f'Unsupported value: "{scope}": supported values: "Cluster", "Namespaced"',
+                "spec.scope",
+            )
+        )
+    versions = spec.get("versions")
+    if not isinstance(versions, list) or not versions:
+        causes.append(_required("spec.versions"))
+    name = request.object["metadata"].get("name")
+    if names.get("plural") and group and name != f"{names['plural']}.{group}":
+        causes.append(
+            StatusCause(
+                "FieldValueInvalid",
+                f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
+                "metadata.name",
+            )
+        )
+    if causes:
+        raise _invalid(request, causes)
+
+
 _STEPS: dict[tuple[str, str], Callable[[AdmissionRequest], None]] = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): _crd,
     ("", "pods"): _pod,
     ("apps", "deployments"): _workload,
     ("apps", "replicasets"): _workload,

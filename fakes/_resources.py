@@ -337,6 +337,17 @@ def builtin_resources() -> list[ResourceType]:
         ResourceType(*rbac, "clusterroles", "ClusterRole", False),
         ResourceType(*rbac, "clusterrolebindings", "ClusterRoleBinding", False),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
+        # Creating a CRD serves its kind (see _crds.py).
+        ResourceType(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            short_names=("crd", "crds"),
+            categories=("api-extensions",),
+            status_subresource=True,
+        ),
         # Gloo's custom resources (DESIGN: the ingress_rules sink has a VirtualService flavour).
         ResourceType(
             "gateway.solo.io",

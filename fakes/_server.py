@@ -10,6 +10,7 @@ wraps the same thing for synchronous users (the official `kubernetes` client, no
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import sys
@@ -18,7 +19,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import trio
 import yaml
@@ -188,13 +189,36 @@ def _remove_dir(directory: Path) -> None:
     directory.rmdir()
 
 
+class _InServerThread:
+    """Forwards attribute reads and method calls to an object owned by the server's thread,
+    so that synchronous code can use `store` and `faults` as if they were local."""
+
+    def __init__(self, target: object, call: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_call", call)
+
+    def __getattr__(self, name: str) -> Any:
+        value = self._call(getattr, self._target, name)
+        if not callable(value):
+            return value
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._call(functools.partial(value, *args, **kwargs))
+
+        return method
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._call(setattr, self._target, name, value)
+
+
 class ThreadedFakeApiServer:
     """A fake API server running in its own thread, for synchronous code.
 
-    The attributes of `FakeApiServer` are here too. The store and the immediate faults belong
-    to the server's thread: reach them with `call(fn, *args)`, which runs `fn` there and
-    returns its result (`server.call(server.store.create, "pods", body)`,
-    `server.call(server.faults.drop_watches)`). `faults.inject` is safe from any thread.
+    The attributes of `FakeApiServer` are here too. `store` and `faults` run every call in the
+    server's trio thread (`server.store.create("configmaps", body, namespace="default")`,
+    `server.faults.drop_watches()`), so they are safe to use from the caller's thread; `call(fn,
+    *args)` does the same for anything else. The objects they return (entries, dicts, rules)
+    are snapshots or thread-safe counters.
     """
 
     def __init__(self, server: FakeApiServer, token: trio.lowlevel.TrioToken) -> None:
@@ -202,8 +226,8 @@ class ThreadedFakeApiServer:
         self._token = token
         self.url = server.url
         self.kubeconfig_path = server.kubeconfig_path
-        self.store = server.store
-        self.faults = server.faults
+        self.store: Store = cast(Store, _InServerThread(server.store, self.call))
+        self.faults: Faults = cast(Faults, _InServerThread(server.faults, self.call))
         self.api = server.api
         self.admin_token = server.admin_token
 
@@ -211,8 +235,14 @@ class ThreadedFakeApiServer:
         """Run `fn(*args)` in the server's trio thread and return its result."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
 
+    def statistics(self) -> dict[str, Any]:
+        return self.call(self.server.statistics)
+
     def add_user(self, name: str, groups: tuple[str, ...] = (), *, token: str | None = None) -> str:
         return self.call(lambda: self.server.add_user(name, groups, token=token))
+
+    def add_service_account(self, namespace: str, name: str, *, token: str | None = None) -> str:
+        return self.call(lambda: self.server.add_service_account(namespace, name, token=token))
 
     def write_kubeconfig(
         self, path: str | os.PathLike[str], *, token: str | None = None, namespace: str = "default"

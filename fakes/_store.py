@@ -525,6 +525,9 @@ class Store:
         from rxkube.fakes._defaults import builtin_admission
 
         self.admission.extend(builtin_admission())
+        from rxkube.fakes._crds import install_crd_controller
+
+        install_crd_controller(self)
         if seed:
             for name in SYSTEM_NAMESPACES:
                 self.create("namespaces", {"metadata": {"name": name}})
@@ -1217,6 +1220,14 @@ class Store:
         entry = Entry(res, last, rv)
         self._commit(Change("DELETED", res, entry, current))
         self._collect_garbage(current.uid)
+        for owner_uid in current.owner_uids:
+            # An owner in foreground deletion waits for its last dependent to go.
+            owner = self._by_uid.get(owner_uid)
+            if owner is None or self._dependents.get(owner_uid):
+                continue
+            owner_obj = owner.object()
+            if "foregroundDeletion" in (owner_obj["metadata"].get("finalizers") or ()):
+                self._collect_for_policy(owner.resource, owner, "Foreground")
         if res.namespaced and current.namespace:
             ns_entry = self._bucket(self.registry.get("namespaces")).get(current.namespace)
             if ns_entry is not None and _is_deleting(ns_entry.object()):

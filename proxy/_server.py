@@ -98,6 +98,9 @@ _FORWARDED: Final = frozenset(
 _QUEUE_PATH: Final = b"/.rxkube/queue"
 _TOKEN: Final = re.compile(rb"^[A-Za-z0-9_-]{16,64}$")
 _NO_BODY_STATUS: Final = frozenset({204, 304})
+_PLAIN_TOKENS: Final = frozenset({b"keep-alive", b"close", b"upgrade"})
+"""Connection options that name no other header (nothing more to strip)."""
+_SWEEP_INTERVAL: Final = 0.1
 _HOST: Final = re.compile(rb"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?$")
 
 
@@ -232,6 +235,8 @@ class TicketProxy:
         self.bad_requests = 0
         self.closing = False
         self._all_closed = trio.Event()
+        self.now = trio.current_time()
+        """Coarse clock for deadlines, advanced by `_sweeper`."""
         self._domain = (config.domain or "").lower().encode()
 
     # -- the embedding API ---------------------------------------------------------------------
@@ -417,6 +422,19 @@ class TicketProxy:
             if self.closing and not self.connections:
                 self._all_closed.set()
 
+    async def _sweeper(self) -> None:
+        """Keep the coarse clock and cancel connections past their deadline.
+
+        One loop for all connections replaces a trio deadline per request phase; timeouts are
+        then accurate to `_SWEEP_INTERVAL`, which is plenty for limits counted in seconds.
+        """
+        while True:
+            await trio.sleep(_SWEEP_INTERVAL)
+            now = self.now = trio.current_time()
+            for connection in self.connections:
+                if connection.expires <= now:
+                    connection.scope.cancel()
+
     async def _ticker(self) -> None:
         while True:
             await trio.sleep(self.config.tick_interval)
@@ -476,6 +494,7 @@ class _Connection:
         self.head_bytes = 0
         self.phase = _IDLE
         self.scope = trio.CancelScope()
+        self.expires = math.inf
         self.pinned: tuple[str, str] | None = None
         self.upstream: socket.socket | None = None
         self.close_after = False
@@ -554,7 +573,7 @@ class _Connection:
                     await self._handle(request)
             except _ClientError as error:
                 self.proxy.bad_requests += 1
-                self.scope.deadline = math.inf
+                self.expires = math.inf
                 with trio.move_on_after(1.0):
                     await send_all(self.sock, error.page)
                     await self._linger()
@@ -590,7 +609,10 @@ class _Connection:
             self.sock.send(data)
 
     def _deadline(self, seconds: float) -> None:
-        self.scope.deadline = trio.current_time() + seconds
+        # A float store, not `scope.deadline = ...`: trio files every new deadline in a heap (a
+        # context manager and a heap push, ~7 % of a proxied request when profiled); the
+        # proxy's sweeper cancels overdue connections instead (see `TicketProxy._sweeper`).
+        self.expires = self.proxy.now + seconds
 
     async def _read(self) -> None:
         """Read once from the client and feed the parser."""
@@ -680,6 +702,7 @@ class _Connection:
         incoming_forwarded: list[tuple[bytes, bytes]] = []
         chunked = False
         has_length = False
+        declared = b"0"
         expect = False
         forward: list[bytes] = []
         for name, value in request.headers:
@@ -710,6 +733,7 @@ class _Connection:
                 continue
             elif lower == b"content-length":
                 has_length = True
+                declared = value
             elif lower == b"expect":
                 if value.strip().lower() != b"100-continue":
                     raise _ClientError(
@@ -757,6 +781,11 @@ class _Connection:
             )
             return
         base = app.prefix if by_path else b""
+        limit = app.config.max_body_size
+        if has_length and limit is not None and int(declared) > limit:
+            raise _ClientError(
+                pages.error_page(413, "The request body is too large.", close=True)
+            )  # refused before a byte of it is read or forwarded
         if rest == _QUEUE_PATH:
             await self._queue_events(app, cookies)
             return
@@ -830,6 +859,11 @@ class _Connection:
             upstream_target += b"?" + query
         scheme = self._scheme(incoming_forwarded)
         forward.append(self._forwarded_headers(host, scheme, incoming_forwarded))
+        if not host:  # an HTTP/1.0 client may omit Host; HTTP/1.1 upstream needs one
+            forward.append(b"Host: %s\r\n" % pool.spec.address.encode())
+        if connection_tokens and not _PLAIN_TOKENS.issuperset(connection_tokens):
+            named = set(connection_tokens) - _PLAIN_TOKENS
+            forward = [h for h in forward if h.split(b":", 1)[0].lower() not in named]
         upgrade = request.upgrade and b"upgrade" in connection_tokens
         if upgrade:
             for name, value in request.headers:
@@ -927,7 +961,7 @@ class _Connection:
             return
         self.close_after = True
         self.phase = _TUNNEL
-        self.scope.deadline = math.inf
+        self.expires = math.inf
         await send_all(
             self.sock,
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
@@ -966,7 +1000,7 @@ class _Connection:
         self.phase = _UPSTREAM
         self._deadline(limits.connect_timeout)
         for attempt in (0, 1):
-            upstream = pool.checkout()
+            upstream = pool.checkout(self.proxy.now)
             reused = upstream is not None
             try:
                 if upstream is None:
@@ -1069,7 +1103,7 @@ class _Connection:
             if lower == b"content-length":
                 length = int(value)
             out.append(b"%s: %s\r\n" % (name, value))
-        if tokens:
+        if tokens and not _PLAIN_TOKENS.issuperset(tokens):
             out = [
                 line
                 for line in out
@@ -1142,7 +1176,7 @@ class _Connection:
                 await send_all(self.sock, data)
         self.upstream = None
         if keep_upstream:
-            pool.checkin(upstream)
+            pool.checkin(upstream, self.proxy.now)
         else:
             close_socket(upstream)
         return "done"
@@ -1196,7 +1230,7 @@ class _Connection:
     ) -> None:
         """After a 101: relay bytes both ways until both sides are done."""
         self.phase = _TUNNEL
-        self.scope.deadline = math.inf
+        self.expires = math.inf
         self.close_after = True
         self.upstream = upstream
 
@@ -1270,6 +1304,7 @@ async def open_ticket_proxy(
         try:
             await proxy._listen(listen)
             nursery.start_soon(proxy._ticker)
+            nursery.start_soon(proxy._sweeper)
             yield proxy
         finally:
             with trio.CancelScope(shield=True):

@@ -101,6 +101,10 @@ class UpstreamPool:
 
     __slots__ = ("_idle", "closed", "host", "max_idle", "path_prefix", "port", "spec")
 
+    PEEK_AFTER = 1.0
+    """Only a connection idle this long is checked with MSG_PEEK: one used just now is alive
+    (and should the backend close it right then, a request without a body is retried)."""
+
     def __init__(self, spec: ServerSpec, *, max_idle: int) -> None:
         self.spec = spec
         self.host = spec.host
@@ -108,13 +112,15 @@ class UpstreamPool:
         self.path_prefix = spec.path.rstrip("/").encode("latin-1")
         self.max_idle = max_idle
         self.closed = False
-        self._idle: list[socket.socket] = []
+        self._idle: list[tuple[socket.socket, float]] = []
 
-    def checkout(self) -> socket.socket | None:
+    def checkout(self, now: float) -> socket.socket | None:
         """An idle connection the backend has not closed, or None (then `connect`)."""
         idle = self._idle
         while idle:
-            sock = idle.pop()
+            sock, since = idle.pop()
+            if now - since < self.PEEK_AFTER:
+                return sock
             try:
                 sock.recv(1, socket.MSG_PEEK)
             except BlockingIOError:
@@ -127,11 +133,11 @@ class UpstreamPool:
     async def connect(self) -> socket.socket:
         return await connect(self.host, self.port)
 
-    def checkin(self, sock: socket.socket) -> None:
+    def checkin(self, sock: socket.socket, now: float) -> None:
         if self.closed or len(self._idle) >= self.max_idle:
             close_socket(sock)
         else:
-            self._idle.append(sock)
+            self._idle.append((sock, now))
 
     @property
     def idle(self) -> int:
@@ -141,4 +147,4 @@ class UpstreamPool:
         """No more checkins; idle connections close now, busy ones when their request ends."""
         self.closed = True
         while self._idle:
-            close_socket(self._idle.pop())
+            close_socket(self._idle.pop()[0])

@@ -271,14 +271,15 @@ class TrioScheduler(PeriodicScheduler):
         self, due: float, action: typing.ScheduledAction[Any], state: Any
     ) -> abc.DisposableBase:
         self._check_thread("schedule")
-        item = _Item(self, action, state)
-        heapq.heappush(self._heap, (due, next(self._order), item))
-        self._pending += 1
         if not self._driver_running:
+            # First, so that a closed nursery raises before anything is queued.
             self._nursery.start_soon(self._drive, name=f"{type(self).__name__} driver")
             self._driver_running = True
         elif self._wake is not None and due < self._wake.deadline:
             self._wake.deadline = due
+        item = _Item(self, action, state)
+        heapq.heappush(self._heap, (due, next(self._order), item))
+        self._pending += 1
         return item
 
     def _cancelled_one(self) -> None:

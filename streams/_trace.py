@@ -128,10 +128,10 @@ class _Record(msgspec.Struct, gc=False):
 _record_decoder: Final = msgspec.json.Decoder(_Record)
 
 
-def _open_binary(path: Path, mode: str) -> IO[bytes]:
+def _open_binary(path: Path, mode: str, compresslevel: int = 6) -> IO[bytes]:
     if path.suffix == ".gz":
         # mtime=0: the same events give the same bytes (reproducible sample traces).
-        return cast(IO[bytes], gzip.GzipFile(path, mode, mtime=0))
+        return cast(IO[bytes], gzip.GzipFile(path, mode, compresslevel, mtime=0))
     return open(path, mode)
 
 
@@ -230,6 +230,7 @@ def open_trace_writer(
     scheduler: abc.SchedulerBase,
     source: str = "",
     started: datetime | None = None,
+    compresslevel: int = 6,
 ) -> TraceWriter:
     """Create a trace at `path` (gzip if it ends in `.gz`) and write its header.
 
@@ -242,6 +243,7 @@ def open_trace_writer(
     Every stream written must be declared in `streams`. `started` (default: the wall clock
     now, UTC) only labels the trace; record times come from `scheduler`. Writing is
     synchronous and buffered (a trace is an edge of the pipeline, like a log).
+    `compresslevel` (gzip only) trades size for speed: 1 is fastest, 9 smallest.
     """
     path = Path(path)
     header = TraceHeader(
@@ -249,7 +251,7 @@ def open_trace_writer(
         source=source,
         streams={name: dict(spec) for name, spec in streams.items()},
     )
-    return TraceWriter(_open_binary(path, "wb"), header, scheduler, str(path))
+    return TraceWriter(_open_binary(path, "wb", compresslevel), header, scheduler, str(path))
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -419,10 +421,17 @@ class Trace:
         return self.records[-1].t if self.records else 0.0
 
     def replay(
-        self, *, streams: Collection[str] | None = None, speed: float = 1.0
+        self,
+        *,
+        streams: Collection[str] | None = None,
+        speed: float = 1.0,
+        scheduler: abc.SchedulerBase | None = None,
     ) -> Observable[TraceEvent]:
-        """The records as a cold Observable, at their offsets (see `replay`)."""
-        return replay(lambda: self.records, streams=streams, speed=speed)
+        """The records as a cold Observable, at their offsets (see `replay`).
+
+        Tip: `HistoricalScheduler(initial_clock=trace.header.started)` makes `scheduler.now`
+        the recorded wall-clock time."""
+        return replay(lambda: self.records, streams=streams, speed=speed, scheduler=scheduler)
 
     def write(self, path: str | Path, *, scheduler: abc.SchedulerBase | None = None) -> None:
         """Write this trace to `path` (records keep their `t`)."""
@@ -461,6 +470,7 @@ def replay(
     *,
     streams: Collection[str] | None = None,
     speed: float = 1.0,
+    scheduler: abc.SchedulerBase | None = None,
 ) -> Observable[TraceEvent]:
     """Emit each record's event `t / speed` seconds after subscription, on the given scheduler.
 
@@ -477,16 +487,18 @@ def replay(
     replays that run as fast as the CPU allows and yield the same decisions every run, or a
     `TrioScheduler` for a live replay at `speed` times the recorded pace. Records at the same
     time are emitted together, in order. A bad trace ends the Observable with its
-    `TraceError` after the good records before it.
+    `TraceError` after the good records before it. `scheduler` is used when none is passed
+    at subscribe time (handy when a pipeline subscribes in several places).
     """
     if not speed > 0:
         raise ValueError(f"speed must be positive, got {speed!r}")
     wanted = None if streams is None else frozenset(streams)
 
     def subscribe(
-        observer: abc.ObserverBase[TraceEvent], scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[TraceEvent], given: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        if scheduler is None:
+        chosen = given or scheduler
+        if chosen is None:
             raise TypeError(
                 "replay needs a scheduler at subscribe time: a virtual one (TestScheduler, "
                 "HistoricalScheduler) or a TrioScheduler for a live replay"
@@ -494,9 +506,9 @@ def replay(
         source = records()
         iterator = iter(source)
         closer = getattr(source, "close", None)
-        start = scheduler.now
+        start = chosen.now
         timer = MultipleAssignmentDisposable()
-        pending: list[TraceRecord | None] = [None]
+        pending: list[tuple[TraceRecord, datetime]] = []
 
         def close() -> None:
             if closer is not None:
@@ -509,25 +521,28 @@ def replay(
             return start + timedelta(seconds=record.t / speed)
 
         def emit(sched: abc.SchedulerBase, _: object = None) -> None:
-            record = pending[0]
+            record, record_due = pending[0]
             try:
                 now = sched.now
-                while record is not None and due(record) <= now:
+                while record_due <= now:
                     if wanted is None or record.event.stream in wanted:
                         observer.on_next(record.event)
                     if timer.is_disposed:
                         return
-                    record = advance()
+                    following = advance()
+                    if following is None:
+                        close()
+                        observer.on_completed()
+                        return
+                    if following.t != record.t:
+                        record_due = due(following)
+                    record = following
             except TraceError as error:
                 close()
                 observer.on_error(error)
                 return
-            if record is None:
-                close()
-                observer.on_completed()
-                return
-            pending[0] = record
-            timer.disposable = sched.schedule_absolute(due(record), emit)
+            pending[0] = (record, record_due)
+            timer.disposable = sched.schedule_absolute(record_due, emit)
 
         try:
             first = advance()
@@ -539,8 +554,8 @@ def replay(
             close()
             observer.on_completed()
             return Disposable()
-        pending[0] = first
-        timer.disposable = scheduler.schedule_absolute(due(first), emit)
+        pending.append((first, due(first)))
+        timer.disposable = chosen.schedule_absolute(pending[0][1], emit)
         return CompositeDisposable(timer, Disposable(close))
 
     return Observable(subscribe)

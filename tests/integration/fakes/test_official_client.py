@@ -153,7 +153,7 @@ def test_watch_stream_resumes_and_reports_410(
         if event["type"] == "BOOKMARK"
     ]
     assert bookmarks
-    threaded.call(threaded.store.compact)
+    threaded.store.compact()  # runs in the server's thread
     with pytest.raises(client.ApiException) as expired:
         list(
             _watch().stream(

@@ -5,6 +5,7 @@ Endpoints (any method):
     /chunked     200, a chunked body of three parts
     /big?n=N     200, N bytes of 'x' with Content-Length, written in 64 KiB pieces
     /die         closes the connection without answering
+    /bye         answers (keep-alive), then closes the connection as an idle timeout would
     /die-mid     sends a head promising 1000 bytes, 10 of them, then closes
     /slow?s=S    waits S seconds, then 200
     /ws          WebSocket echo (text and bytes)
@@ -97,6 +98,10 @@ class Backend:
             await self._websocket(stream, request)
             return False
         if path == "/die":
+            return False
+        if path == "/bye":  # answer as if keeping the connection, then close it (idle timeout)
+            await send(h11.Response(status_code=200, headers=[("Content-Length", "3")]))
+            await send(h11.Data(data=b"bye"), h11.EndOfMessage())
             return False
         if path == "/die-mid":
             await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")

@@ -222,6 +222,11 @@ async def test_limits_are_configurable_per_app() -> None:
         body = b"x" * 5000
         head = b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n"
         assert (await raw(h.port, head + body)).startswith(b"HTTP/1.1 413")
+        # Chunked: refused once the limit is crossed, whatever was forwarded is cut off.
+        chunked = b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        chunks = b"".join(b"200\r\n" + b"c" * 512 + b"\r\n" for _ in range(4)) + b"0\r\n\r\n"
+        assert (await raw(h.port, chunked + chunks)).startswith(b"HTTP/1.1 413")
+        assert h.backends[0].requests == 0
 
 
 async def test_forwarded_headers_are_believed_only_from_trusted_proxies() -> None:
@@ -246,3 +251,41 @@ async def test_ticket_keys_rotate_at_run_time() -> None:
         assert (await get(h.port, "/lab/echo", cookies=old)).status == 200
         h.proxy.set_ticket_keys([b"n" * 32])
         assert (await get(h.port, "/lab/echo", cookies=old)).status == 403
+
+
+async def test_a_restarted_proxy_readmits_the_user_to_the_pod_its_cookie_names() -> None:
+    app = AppConfig("lab", tickets_max=1)
+    async with open_harness(backends=2, app=app) as h:
+        first = await get(h.port, "/lab/echo")
+        jar = first.cookies()
+        assert json.loads(first.body)["backend"] == "b0"
+    # A new proxy process: the same key, the same pods (refs), listed in the other order.
+    async with open_harness(backends=2, app=app) as h3:
+        h3.proxy.set_servers("lab", [h3.server(1), h3.server(0)])
+        again = await get(h3.port, "/lab/echo", cookies=jar)
+        assert again.status == 200
+        assert json.loads(again.body)["backend"] == "b0"  # not b1, which comes first now
+        issued = [c for c in h3.changes if isinstance(c, TicketIssued)]
+        assert issued[-1].resumed
+
+
+async def test_http10_expect_continue_and_backend_keepalive_close() -> None:
+    async with open_harness(app=AppConfig("lab", tickets_max=5)) as h:
+        chunked = await raw(h.port, b"GET /lab/chunked HTTP/1.0\r\n\r\n")
+        assert chunked.startswith(b"HTTP/1.1 200")
+        assert b"Transfer-Encoding" not in chunked  # an HTTP/1.0 client gets a close-delimited body
+        assert chunked.endswith(b"one,two,three")
+        continued = await raw(
+            h.port,
+            b"POST /lab/echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n"
+            b"Connection: close\r\n\r\nabc",
+        )
+        assert continued.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
+        assert b'"expect"' not in continued  # the proxy answered the expectation itself
+        # The backend closes a pooled keep-alive connection: the pool notices and reconnects.
+        jar = (await get(h.port, "/lab/echo")).cookies()
+        assert (await get(h.port, "/lab/bye", cookies=jar)).body == b"bye"
+        before = h.backends[0].connections
+        reply = await get(h.port, "/lab/echo", cookies=jar)
+        assert reply.status == 200
+        assert h.backends[0].connections == before + 1

@@ -697,3 +697,21 @@ def test_strategic_merge_patch_merges_lists_by_key() -> None:
     with pytest.raises(StatusError) as raised:
         store.patch("virtualservices", "default", "vs", {"spec": {}}, patch_type=smp)
     assert raised.value.code == 415
+
+
+def test_foreground_owner_waits_for_a_dependent_with_a_finalizer() -> None:
+    store = make_store()
+    owner = store.create("deployments", deployment("web"), namespace="default")
+    held = owned_by(pod("dep"), owner.uid)
+    held["metadata"]["finalizers"] = ["example.com/hold"]
+    store.create("pods", held, namespace="default")
+    _, removed = store.delete("deployments", "default", "web", DeleteOptions("Foreground"))
+    assert not removed
+    marked = store.get("deployments", "default", "web")["metadata"]
+    assert marked["finalizers"] == ["foregroundDeletion"]
+    assert store.get("pods", "default", "dep")["metadata"]["deletionTimestamp"]
+    dep = store.get("pods", "default", "dep")
+    dep["metadata"]["finalizers"] = []
+    store.update("pods", dep)
+    assert list(store.entries("pods")) == []
+    assert list(store.entries("deployments")) == []

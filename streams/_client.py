@@ -557,10 +557,12 @@ class KubeClient:
         grace_period_seconds: int | None = None,
         propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
         resource_version: str | None = None,
+        uid: str | None = None,
         dry_run: bool = False,
     ) -> KubeObject:
         """DELETE an object: the server returns the (now terminating) object for some kinds
-        and a `Status` for others. `resource_version` is a precondition."""
+        and a `Status` for others. `resource_version` and `uid` are preconditions (409
+        Conflict when the object changed, or is another incarnation of the name)."""
         ns = self._object_namespace(resource, namespace)
         return await self._json(
             "DELETE",
@@ -569,7 +571,7 @@ class KubeClient:
             resource=resource.qualified_name,
             namespace=ns,
             content=_delete_options(
-                grace_period_seconds, propagation_policy, resource_version, dry_run
+                grace_period_seconds, propagation_policy, resource_version, dry_run, uid
             ),
             headers={"Content-Type": _JSON},
         )
@@ -604,14 +606,20 @@ def _delete_options(
     propagation_policy: str | None,
     resource_version: str | None,
     dry_run: bool,
+    uid: str | None = None,
 ) -> bytes | None:
     options: dict[str, Any] = {}
     if grace_period_seconds is not None:
         options["gracePeriodSeconds"] = grace_period_seconds
     if propagation_policy is not None:
         options["propagationPolicy"] = propagation_policy
-    if resource_version is not None:
-        options["preconditions"] = {"resourceVersion": resource_version}
+    preconditions = {
+        key: value
+        for key, value in (("resourceVersion", resource_version), ("uid", uid))
+        if value is not None
+    }
+    if preconditions:
+        options["preconditions"] = preconditions
     if dry_run:
         options["dryRun"] = ["All"]
     if not options:

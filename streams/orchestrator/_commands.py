@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
+import orjson
+
 from rxkube.streams._events import KubeObject
 from rxkube.streams._selector import Selector, SelectorLike, parse_selector
 from rxkube.streams._types import LabelSelector
@@ -29,6 +31,7 @@ __all__ = [
     "CreateConfiguration",
     "CreateNetworkPolicy",
     "CreatePod",
+    "CreatePodFromManifest",
     "CreateService",
     "DeleteConfiguration",
     "DeleteConfigurations",
@@ -466,11 +469,44 @@ class CreatePod(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class CreatePodFromManifest(Command):
+    """Create a pod from a complete v1 Pod manifest (e.g. one a controller built from a
+    Deployment's pod template). The manifest is copied when the command is built."""
+
+    manifest: Mapping[str, Any] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        manifest = self.manifest
+        if not isinstance(manifest, Mapping):
+            raise ValueError(f"CreatePodFromManifest needs a mapping, got {manifest!r}")
+        if manifest.get("kind", "Pod") != "Pod":
+            raise ValueError(f"CreatePodFromManifest needs a Pod, got kind {manifest['kind']!r}")
+        meta = manifest.get("metadata")
+        if not isinstance(meta, Mapping) or not (meta.get("name") or meta.get("generateName")):
+            raise ValueError("CreatePodFromManifest needs metadata.name or generateName")
+        _set(self, "manifest", orjson.loads(orjson.dumps(manifest)))
+
+    @property
+    def name(self) -> str:
+        """The pod's name (its generateName prefix when the server picks the name)."""
+        meta = self.manifest["metadata"]
+        return str(meta.get("name") or meta.get("generateName"))
+
+    def manifest_for_create(self) -> dict[str, Any]:
+        body: dict[str, Any] = orjson.loads(orjson.dumps(self.manifest))
+        body.setdefault("apiVersion", "v1")
+        body.setdefault("kind", "Pod")
+        return body
+
+
+@dataclass(frozen=True, slots=True)
 class DeletePod(Command):
-    """Delete one pod; `grace_period` seconds overrides the pod's own (0: at once)."""
+    """Delete one pod; `grace_period` seconds overrides the pod's own (0: at once); `uid`
+    deletes it only if it is still that incarnation of the name (409 Conflict otherwise)."""
 
     name: str
     grace_period: int | None = None
+    uid: str | None = None
 
     def __post_init__(self) -> None:
         _require(self.name, "DeletePod.name")
@@ -491,7 +527,7 @@ class DeletePods(Command):
         _set(self, "selector", parsed)
 
 
-PodCommand: TypeAlias = CreatePod | DeletePod | DeletePods
+PodCommand: TypeAlias = CreatePod | CreatePodFromManifest | DeletePod | DeletePods
 
 
 # -- services ----------------------------------------------------------------------------------

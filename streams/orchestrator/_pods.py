@@ -33,6 +33,7 @@ from rxkube.streams.orchestrator._call import Call, Stream
 from rxkube.streams.orchestrator._commands import (
     Command,
     CreatePod,
+    CreatePodFromManifest,
     DeletePod,
     DeletePods,
     PodCommand,
@@ -81,7 +82,7 @@ class Pods(Sink[PodCommand]):
     """
 
     name = "pods"
-    commands = (CreatePod, DeletePod, DeletePods)
+    commands = (CreatePod, CreatePodFromManifest, DeletePod, DeletePods)
 
     def __init__(
         self,
@@ -106,9 +107,15 @@ class Pods(Sink[PodCommand]):
         ns = self._ns(command)
         if isinstance(command, CreatePod):
             return await self.client.create(PODS, command.manifest(), namespace=ns)
+        if isinstance(command, CreatePodFromManifest):
+            return await self.client.create(PODS, command.manifest_for_create(), namespace=ns)
         if isinstance(command, DeletePod):
             return await self.client.delete(
-                PODS, command.name, namespace=ns, grace_period_seconds=command.grace_period
+                PODS,
+                command.name,
+                namespace=ns,
+                grace_period_seconds=command.grace_period,
+                uid=command.uid,
             )
         return await self.client.delete_collection(
             PODS,
@@ -119,15 +126,21 @@ class Pods(Sink[PodCommand]):
 
     # -- commands, as awaitable Calls ----------------------------------------------------------
 
-    def create(self, pod: CreatePod) -> Call[KubeObject | None]:
+    def create(self, pod: CreatePod | CreatePodFromManifest) -> Call[KubeObject | None]:
         """Create the pod; the created object (or the API's typed error, e.g. `AlreadyExists`)."""
         return self._call(pod, what=f"create({pod.name!r})")
 
     def delete(
-        self, name: str, *, grace_period: int | None = None, namespace: str | None = None
+        self,
+        name: str,
+        *,
+        grace_period: int | None = None,
+        uid: str | None = None,
+        namespace: str | None = None,
     ) -> Call[KubeObject | None]:
-        """Delete one pod (`NotFound` if absent); the pod as the API returned it."""
-        command = DeletePod(name, grace_period, namespace=namespace)
+        """Delete one pod (`NotFound` if absent; `Conflict` if `uid` is given and the pod is
+        another incarnation); the pod as the API returned it."""
+        command = DeletePod(name, grace_period, uid, namespace=namespace)
         return self._call(command, what=f"delete({name!r})")
 
     def delete_all(

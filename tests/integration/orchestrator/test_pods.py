@@ -3,17 +3,20 @@ and waits built on the pod watch (success, timeout, empty selection, cancellatio
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 
 from rxkube.fakes import FakeCluster
-from rxkube.streams import AlreadyExists, Invalid, NotFound, TrioScheduler
+from rxkube.streams import AlreadyExists, Conflict, Invalid, NotFound, TrioScheduler
 from rxkube.streams.orchestrator import (
     Applied,
     Condition,
     ConfigMapVolume,
     ContainerSpec,
     CreatePod,
+    CreatePodFromManifest,
     DeletePods,
     EmptyDirVolume,
     Failed,
@@ -276,3 +279,30 @@ async def test_disposing_a_wait_cancels_it_and_closes_its_watch(harness: Harness
         )
         await done.wait()
     assert len(seen) == 1
+
+
+async def test_create_from_a_manifest_and_delete_only_that_incarnation(
+    harness: Harness,
+) -> None:
+    cluster = harness.cluster
+    manifest: dict[str, Any] = {
+        "metadata": {"name": "lab-rxkube-x2k9p", "labels": {"app": "lab"}},
+        "spec": {
+            "containers": [{"name": "app", "image": "lab:1", "ports": [{"containerPort": 80}]}]
+        },
+    }
+    command = CreatePodFromManifest(manifest)
+    manifest["metadata"]["name"] = "changed later"  # the command copied it
+    first = await cluster.pods.create(command)
+    assert first is not None
+    assert first["metadata"]["name"] == "lab-rxkube-x2k9p"
+    await cluster.pods.delete("lab-rxkube-x2k9p", grace_period=0)
+    second = await cluster.pods.create(command)  # a new incarnation of the same name
+    assert second is not None
+    with pytest.raises(Conflict):
+        # A delete meant for the first incarnation must not remove the second.
+        await cluster.pods.delete("lab-rxkube-x2k9p", uid=first["metadata"]["uid"])
+    await cluster.pods.delete("lab-rxkube-x2k9p", uid=second["metadata"]["uid"], grace_period=0)
+    assert await cluster.pods.list() == ()
+    with pytest.raises(ValueError, match="needs a Pod"):
+        CreatePodFromManifest({"kind": "Service", "metadata": {"name": "x"}})

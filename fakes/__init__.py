@@ -20,6 +20,17 @@ token), `rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the
 `bookmark_interval=` (seconds between bookmarks on an idle watch), `history_limit=` (events kept
 per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`.
 
+kubectl works against it with validation on (issue 6): `/openapi/v3` and `/openapi/v2` (JSON)
+documents, `fieldValidation=Strict|Warn|Ignore`, Table output for `kubectl get` (and `-w`),
+the strategic merge patch of `kubectl apply`/`patch`, server-side apply with managedFields and
+conflicts, and `deployments/scale`. The schemas are the Kubernetes 1.32 definitions shipped by
+the `kubernetes-validate` package (custom resources get permissive ones), loaded on the first
+request that needs them::
+
+    kubectl --kubeconfig "$KUBECONFIG" apply -f deploy.yaml          # then change and re-apply
+    kubectl --kubeconfig "$KUBECONFIG" apply --server-side -f deploy.yaml
+    kubectl --kubeconfig "$KUBECONFIG" scale deploy/web --replicas=3
+
 From synchronous code (the official `kubernetes` client, notebooks)::
 
     with fake_apiserver_thread() as server:
@@ -95,6 +106,7 @@ from rxkube.fakes._store import (
     ListResult,
     Store,
     Watcher,
+    WriteOptions,
 )
 from rxkube.fakes._transport import ApiTransport
 
@@ -130,6 +142,7 @@ __all__ = [
     "Upgrade",
     "UserInfo",
     "Watcher",
+    "WriteOptions",
     "builtin_resources",
     "fake_apiserver_thread",
     "kubeconfig_yaml",

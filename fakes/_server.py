@@ -27,6 +27,7 @@ import yaml
 from rxkube.fakes._api import ApiServer
 from rxkube.fakes._faults import Faults
 from rxkube.fakes._http import serve_http
+from rxkube.fakes._kubectl import install_kubectl_support
 from rxkube.fakes._rbac import MASTERS, UserInfo
 from rxkube.fakes._resources import Registry
 from rxkube.fakes._store import Store
@@ -160,6 +161,7 @@ async def open_fake_apiserver(
         max_watch_buffer=max_watch_buffer,
         too_large_wait=too_large_wait,
     )
+    install_kubectl_support(api)
     listeners = await trio.open_tcp_listeners(port, host=host)
     sockname = listeners[0].socket.getsockname()
     bound_host, bound_port = sockname[0], sockname[1]

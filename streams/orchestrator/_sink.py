@@ -301,6 +301,11 @@ class Sink(abc.ObserverBase[C], Generic[C]):
         except TypeError as error:
             self._publish(Failed(self.name, value, error))
             raise
+        if not trio.lowlevel.in_trio_run():
+            raise RuntimeError(
+                f"{self.name}.on_next was called outside trio's thread; a producer on another "
+                "thread should use apply(), whose channel makes it wait for room"
+            )
         scheduler = self.scheduler
         if scheduler is None:
             raise RuntimeError(

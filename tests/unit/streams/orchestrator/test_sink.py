@@ -224,3 +224,34 @@ async def test_wrong_commands_and_missing_scheduler_are_clear_errors(
         Recording(max_pending=0)
     sink.on_error(RuntimeError("source died"))
     assert sink.statistics().source_errors == 1
+
+
+async def test_on_next_from_another_thread_is_refused(autojump_clock: Clock) -> None:
+    async with trio.open_nursery() as nursery:
+        sink = Recording(scheduler=TrioScheduler(nursery))
+        with pytest.raises(RuntimeError, match="outside trio's thread"):
+            await trio.to_thread.run_sync(sink.on_next, Step("a"))
+    assert sink.statistics().queued == 0
+
+
+async def test_a_thread_producer_waits_for_room_through_apply() -> None:
+    """Real clock: a producer thread emits more commands than the bound; it waits, and
+    every command is applied, in order."""
+    sink = Recording(max_pending=2)
+    seen: list[Outcome] = []
+    commands: Subject[Step] = Subject()
+    async with trio.open_nursery() as nursery:
+        done = trio.Event()
+        sink.apply(commands).subscribe(
+            seen.append, on_completed=done.set, scheduler=TrioScheduler(nursery)
+        )
+        await trio.testing.wait_all_tasks_blocked()
+
+        def produce() -> None:
+            for i in range(6):
+                commands.on_next(Step(str(i), seconds=0.01))
+            commands.on_completed()
+
+        await trio.to_thread.run_sync(produce)
+        await done.wait()
+    assert names(seen) == [str(i) for i in range(6)]

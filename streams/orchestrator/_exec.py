@@ -21,17 +21,20 @@ the I/O. It may import the client, errors, resources and types modules of `rxkub
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
 import orjson
+import trio
 
 from rxkube.streams._client import KubeClient
 from rxkube.streams._errors import KubeError
 from rxkube.streams._resources import PODS
 from rxkube.streams._types import Status
-from rxkube.streams.orchestrator._errors import ExecFailed
+from rxkube.streams.orchestrator._errors import ExecFailed, TimedOut
 from rxkube.streams.orchestrator._websocket import open_websocket
 
 __all__ = ["ExecEvent", "ExecExit", "ExecOutput", "ExecResult"]
@@ -117,10 +120,12 @@ async def exec_events(
     container: str | None,
     stdin: bytes | None,
     check: bool,
+    time_limit: float | None = None,
 ) -> AsyncIterator[ExecEvent]:
     """Run `command` in the pod and yield its output, then its `ExecExit` (see module
     docstring). With `check`, a non-zero exit raises `ExecFailed` after the `ExecExit`; a
-    failure without an exit code always raises it."""
+    failure without an exit code always raises it. After `time_limit` seconds (from the start)
+    the connection is closed and `TimedOut` raised."""
     argv = tuple(command)
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError(f"exec needs a non-empty command of strings, got {command!r}")
@@ -133,39 +138,53 @@ async def exec_events(
     }
     stderr_tail = bytearray()
     status: Status | None = None
-    async with open_websocket(
-        client,
-        PODS.object_path(pod, namespace, "exec"),
-        params=params,
-        subprotocols=PROTOCOLS,
-        verb="create",
-        resource="pods/exec",
-        namespace=namespace,
-    ) as socket:
-        if stdin is not None:
-            if socket.subprotocol != V5:
-                raise KubeError(
-                    f"exec in pod {pod}: the server speaks {socket.subprotocol}, which cannot "
-                    "signal the end of stdin; stdin needs v5.channel.k8s.io (Kubernetes 1.30+)"
+    # The deadline applies to each wait, never across a `yield` (the consumer's time between
+    # items counts, but no cancel scope is left open while the generator is suspended).
+    deadline = trio.current_time() + time_limit if time_limit is not None else math.inf
+    try:
+        async with AsyncExitStack() as stack:
+            with trio.fail_at(deadline):
+                socket = await stack.enter_async_context(
+                    open_websocket(
+                        client,
+                        PODS.object_path(pod, namespace, "exec"),
+                        params=params,
+                        subprotocols=PROTOCOLS,
+                        verb="create",
+                        resource="pods/exec",
+                        namespace=namespace,
+                    )
                 )
-            for start in range(0, len(stdin), _STDIN_CHUNK):
-                await socket.send(bytes([STDIN]) + stdin[start : start + _STDIN_CHUNK])
-            await socket.send(bytes([CLOSE, STDIN]))
-        while True:
-            message = await socket.receive()
-            if message is None:
-                break
-            if not message:
-                continue
-            channel, payload = message[0], message[1:]
-            if channel == STDOUT and payload:
-                yield ExecOutput("stdout", payload)
-            elif channel == STDERR and payload:
-                stderr_tail += payload
-                del stderr_tail[:-_STDERR_KEPT]
-                yield ExecOutput("stderr", payload)
-            elif channel == ERROR and payload:
-                status = parse_status(payload)
+            if stdin is not None:
+                if socket.subprotocol != V5:
+                    raise KubeError(
+                        f"exec in pod {pod}: the server speaks {socket.subprotocol}, which "
+                        "cannot signal the end of stdin; stdin needs v5.channel.k8s.io "
+                        "(Kubernetes 1.30+)"
+                    )
+                with trio.fail_at(deadline):
+                    for start in range(0, len(stdin), _STDIN_CHUNK):
+                        await socket.send(bytes([STDIN]) + stdin[start : start + _STDIN_CHUNK])
+                    await socket.send(bytes([CLOSE, STDIN]))
+            while True:
+                with trio.fail_at(deadline):
+                    message = await socket.receive()
+                if message is None:
+                    break
+                if not message:
+                    continue
+                channel, payload = message[0], message[1:]
+                if channel == STDOUT and payload:
+                    yield ExecOutput("stdout", payload)
+                elif channel == STDERR and payload:
+                    stderr_tail += payload
+                    del stderr_tail[:-_STDERR_KEPT]
+                    yield ExecOutput("stderr", payload)
+                elif channel == ERROR and payload:
+                    status = parse_status(payload)
+    except trio.TooSlowError:
+        assert time_limit is not None
+        raise TimedOut(f"running {list(argv)} in pod {namespace}/{pod}", time_limit) from None
     if status is None:
         raise KubeError(
             f"exec {list(argv)} in pod {pod}: the connection closed without an exit status"

@@ -229,14 +229,16 @@ class Pods(Sink[PodCommand]):
         container: str | None = None,
         stdin: bytes | None = None,
         check: bool = True,
+        timeout: float | None = None,
         namespace: str | None = None,
     ) -> Stream[ExecEvent, ExecResult]:
         """Run `command` in the pod's container: a stream of `ExecOutput` (stdout and stderr as
         they arrive) ending with `ExecExit`; awaiting it gives an `ExecResult`.
 
         With `check` (the default) a non-zero exit is an `ExecFailed` error carrying the exit
-        status and stderr. A time limit is the caller's: `trio.fail_after`, or disposing the
-        subscription, cancels the command's connection.
+        status and stderr. After `timeout` seconds the connection is closed and `TimedOut`
+        raised; disposing the subscription (or cancelling the awaiting task) closes it too.
+        `stdin` is sent whole, then closed (it needs the v5 protocol).
         """
         ns = self._ns(namespace=namespace)
         argv = tuple(command)
@@ -250,6 +252,7 @@ class Pods(Sink[PodCommand]):
                 container=container,
                 stdin=stdin,
                 check=check,
+                time_limit=timeout,
             )
 
         return Stream(open_events, collect, name=f"pods.exec({pod!r}, {list(argv)!r})")
@@ -262,6 +265,7 @@ class Pods(Sink[PodCommand]):
         container: str | None = None,
         shell: str = "sh",
         check: bool = True,
+        timeout: float | None = None,
         namespace: str | None = None,
     ) -> Stream[ExecEvent, ExecResult]:
         """Run a shell script (`sh -c SCRIPT`) in the pod's container, like `exec`."""
@@ -270,6 +274,7 @@ class Pods(Sink[PodCommand]):
             [shell, "-c", script],
             container=container,
             check=check,
+            timeout=timeout,
             namespace=namespace,
         )
 
@@ -279,11 +284,14 @@ class Pods(Sink[PodCommand]):
         path: str,
         *,
         container: str | None = None,
+        timeout: float | None = None,
         namespace: str | None = None,
     ) -> Call[bytes]:
         """A file's bytes, exactly (binary safe); `ExecFailed` (with `cat`'s stderr) when it
-        cannot be read."""
-        stream = self.exec(pod, ["cat", path], container=container, namespace=namespace)
+        cannot be read; `TimedOut` after `timeout` seconds."""
+        stream = self.exec(
+            pod, ["cat", path], container=container, timeout=timeout, namespace=namespace
+        )
 
         async def run() -> bytes:
             return (await stream).stdout

@@ -15,6 +15,7 @@ from rxkube.streams.orchestrator import (
     ExecFailed,
     ExecOutput,
     ExecResult,
+    TimedOut,
 )
 from tests.integration.orchestrator.stub_kubelet import V4, V5, StubKubelet
 
@@ -194,3 +195,14 @@ async def test_logs_as_an_observable_disposed_mid_follow(
         await got_one.wait()
         subscription.dispose()
     assert seen == ["one"]
+
+
+async def test_an_exec_timeout_is_a_typed_error_and_hangs_up(
+    cluster: FakeCluster, kubelet: StubKubelet
+) -> None:
+    await make_pod(cluster)
+    with pytest.raises(TimedOut, match=r"timed out after 0.3 s running \['sleep', 'infinity'\]"):
+        await cluster.pods.exec("sim-0", ["sleep", "infinity"], timeout=0.3)
+    await kubelet.hung_up.wait()  # the server saw the connection close
+    # A command that ends in time is unaffected by its timeout.
+    assert (await cluster.pods.exec("sim-0", ["echo", "quick"], timeout=5)).stdout == b"quick\n"

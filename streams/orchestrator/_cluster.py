@@ -22,6 +22,7 @@ from typing import Literal
 import reactivex
 import trio
 from reactivex import Observable, abc
+from reactivex.subject import Subject
 
 from rxkube.streams._client import KubeClient
 from rxkube.streams._scheduler import TrioScheduler, as_trio_scheduler
@@ -121,8 +122,10 @@ class Cluster:
         for sink in self.sinks:
             if sink.scheduler is None:
                 sink.scheduler = scheduler
+        # Commands no part takes (cluster.apply) fail here, and are published all the same.
+        self._refused: Subject[Outcome] = Subject()
         self._outcomes: Observable[Outcome] = reactivex.merge(
-            *(sink.outcomes for sink in self.sinks)
+            *(sink.outcomes for sink in self.sinks), self._refused
         )
 
     @property
@@ -154,13 +157,14 @@ class Cluster:
         on `outcomes`. Subscribe with a `TrioScheduler` (or rely on the cluster's)."""
 
         async def route(command: object) -> Outcome:
-            if not isinstance(command, Command):
-                error = TypeError(f"{command!r} is not an orchestrator Command")
-                return Failed("cluster", command, error)  # type: ignore[arg-type]
             try:
+                if not isinstance(command, Command):
+                    raise TypeError(f"{command!r} is not an orchestrator Command")
                 sink = self.sink_for(command)
             except TypeError as error:
-                return Failed("cluster", command, error)
+                refused = Failed("cluster", command, error)  # type: ignore[arg-type]
+                self._refused.on_next(refused)
+                return refused
             return await sink._route(command)
 
         def subscribe(
@@ -196,8 +200,16 @@ async def open_cluster(
     max_pending: int = DEFAULT_MAX_PENDING,
     watch_policy: WatchPolicy | None = None,
     ingress: Literal["kubernetes", "gloo"] = "kubernetes",
+    nodes: Nodes | None = None,
+    pods: Pods | None = None,
+    services: Services | None = None,
+    ingresses: Ingresses | None = None,
+    ingress_rules: IngressRules | None = None,
+    network_policies: NetworkPolicies | None = None,
+    configurations: Configurations | None = None,
 ) -> AsyncIterator[Cluster]:
-    """A `Cluster` whose sinks drain in a nursery this block owns.
+    """A `Cluster` whose sinks drain in a nursery this block owns (parts given without a
+    scheduler get this one).
 
     ::
 
@@ -216,6 +228,13 @@ async def open_cluster(
             max_pending=max_pending,
             watch_policy=watch_policy,
             ingress=ingress,
+            nodes=nodes,
+            pods=pods,
+            services=services,
+            ingresses=ingresses,
+            ingress_rules=ingress_rules,
+            network_policies=network_policies,
+            configurations=configurations,
         )
         try:
             yield cluster

@@ -137,6 +137,7 @@ async def test_cluster_apply_routes_mixed_commands_in_order(harness: Harness) ->
         ("pods", True),
     ]
     assert isinstance(seen[0], Applied)
+    assert harness.outcomes == seen  # the refused one is on cluster.outcomes too
 
 
 async def test_on_next_without_a_scheduler_says_how_to_get_one(harness: Harness) -> None:

@@ -1,19 +1,19 @@
-"""A stand-in kubelet for the orchestrator's tests: pod status, `pods/exec` and `pods/log`.
+"""A stand-in kubelet for protocol edge cases the simulated cluster does not produce.
 
-What this module is for: until the simulated cluster (issue 5) serves exec and logs, these tests
-register handlers for the two subresources on the fake API server (its `add_subresource`
-extension point), so the orchestrator's real client code runs against the wire protocol
-(wire reference sections 9 and 10): a WebSocket exec speaking `v5.channel.k8s.io` or
-`v4.channel.k8s.io` (whichever the test allows) over a tiny command interpreter and an in-memory
-file system per pod, and a `text/plain` log that honours `tailLines` and `follow`.
+What this module is for: on a fake API server without the simulation, `StubKubelet` serves
+`pods/exec` (registered with the fake's `add_subresource` extension point) so the orchestrator's
+real client code meets what real servers may do (wire reference section 10): a server that
+speaks only `v4.channel.k8s.io`, a runtime that cannot start a command (a Failure Status with no
+exit code), output split in many messages, a command that runs until the client hangs up. The
+commands run on a tiny interpreter over an in-memory file system per pod.
 
-It also plays the kubelet's status writes (`set_pod_status`) and makes Ready nodes.
+It also plays the kubelet's status writes (`set_pod_status`) and makes nodes (`make_node`), for
+tests that need each step of a watch to be exact.
 """
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,7 @@ from wsproto.connection import Connection, ConnectionState
 from rxkube.fakes import (
     FakeApiServer,
     RequestContext,
-    Response,
     StatusError,
-    StreamResponse,
     Subresource,
     Upgrade,
 )
@@ -41,22 +39,9 @@ V4 = "v4.channel.k8s.io"
 
 @dataclass
 class Container:
-    """What a stub container holds: files, log lines, and whether it still runs."""
+    """What a stub container holds: its files."""
 
     files: dict[str, bytes] = field(default_factory=dict)
-    log: list[str] = field(default_factory=list)
-    running: bool = True
-    changed: trio.Event = field(default_factory=trio.Event)
-
-    def write_log(self, *lines: str) -> None:
-        self.log.extend(lines)
-        self.changed.set()
-        self.changed = trio.Event()
-
-    def stop(self) -> None:
-        self.running = False
-        self.changed.set()
-        self.changed = trio.Event()
 
 
 @dataclass
@@ -68,7 +53,7 @@ class Result:
 
 
 class StubKubelet:
-    """Serves exec and logs for pods in the fake's store from per-container state."""
+    """Serves exec for pods in the fake's store from per-container state."""
 
     def __init__(self, server: FakeApiServer, *, protocols: tuple[str, ...] = (V5, V4)) -> None:
         self.server = server
@@ -79,7 +64,6 @@ class StubKubelet:
         server.api.add_subresource(
             "pods", Subresource("exec", ("create", "get"), kind="PodExecOptions"), self._exec
         )
-        server.api.add_subresource("pods", Subresource("log", ("get",), kind="Pod"), self._log)
 
     def container(self, pod: str, name: str = "app", namespace: str = "default") -> Container:
         return self.containers.setdefault((namespace, pod, name), Container())
@@ -98,32 +82,6 @@ class StubKubelet:
         if name not in names:
             raise StatusError.bad_request(f"container {name} is not valid for pod {ctx.name}")
         return self.container(ctx.name, name, ctx.namespace), name
-
-    # -- logs ------------------------------------------------------------------------------------
-
-    async def _log(self, ctx: RequestContext) -> AnyResponse:
-        container, _ = self._resolve(ctx)
-        query = ctx.request.query
-        tail = int(query["tailLines"]) if "tailLines" in query else None
-        follow = query.get("follow") == "true"
-        start = max(0, len(container.log) - tail) if tail is not None else 0
-        if not follow:
-            body = "".join(f"{line}\n" for line in container.log[start:]).encode()
-            return Response(200, body, content_type="text/plain")
-
-        async def lines() -> AsyncIterator[bytes]:
-            sent = start
-            while True:
-                if sent < len(container.log):
-                    chunk = "".join(f"{line}\n" for line in container.log[sent:])
-                    sent = len(container.log)
-                    yield chunk.encode()
-                    continue
-                if not container.running:
-                    return
-                await container.changed.wait()
-
-        return StreamResponse(200, lines(), content_type="text/plain")
 
     # -- exec --------------------------------------------------------------------------------------
 

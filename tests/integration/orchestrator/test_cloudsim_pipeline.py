@@ -1,20 +1,24 @@
-"""Cloudsim's real use of its orchestrator, as ONE reactive pipeline against the fake cluster:
-wait for the simulation nodes, isolate the run with a network policy, launch the simulation
-server pod, wait for its IP, put a service and an ingress path in front of it, run a script in
-it, read its result file, then tear everything down by label. Every command's outcome comes out
-on `cluster.outcomes`, in order."""
+"""Cloudsim's real use of its orchestrator, as ONE reactive pipeline against the simulated
+cluster: wait for the nodes (they join NotReady), isolate the run with a network policy, launch
+the simulation server pod, wait for its IP, put a service and an ingress path in front of it,
+run a script in it, read its result file, then tear everything down by label. Every command's
+outcome comes out on `cluster.outcomes`, in order; the pod's backend answers HTTP meanwhile."""
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
+import httpx
 import reactivex
 import trio
 from reactivex import operators as ops
 
+from rxkube.fakes import FakeCluster, SimSettings, open_fake_cluster
 from rxkube.streams import KubeObject, TrioScheduler
 from rxkube.streams.orchestrator import (
     Applied,
+    Call,
     Condition,
     ContainerSpec,
     CreateNetworkPolicy,
@@ -32,10 +36,8 @@ from rxkube.streams.orchestrator import (
     UpsertPaths,
     VolumeMount,
 )
-from tests.integration.orchestrator.conftest import Harness
-from tests.integration.orchestrator.stub_kubelet import make_node, set_pod_status
 
-NODES = {"cloudsim.io/role": "sim"}
+NODES = {"kubernetes.io/os": "linux"}
 RUN = {"cloudsim.io/run": "42"}
 HOST = "sims.example.org"
 SERVER = "sim-42-server"
@@ -45,28 +47,39 @@ def ip_of(pods: tuple[KubeObject, ...]) -> tuple[str, str]:
     return ("ip", pods[0]["status"]["podIP"])
 
 
-async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline(harness: Harness) -> None:
-    cluster = harness.cluster
-    server = cluster.server
-    server.store.create(
-        "ingresses",
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "Ingress",
-            "metadata": {"name": "gateway"},
-            "spec": {"rules": [{"host": HOST, "http": {"paths": []}}]},
-        },
-        namespace="default",
-    )
-    make_node(server, "gpu-1", ready=True, labels=NODES)
-    make_node(server, "gpu-2", ready=False, labels=NODES)
+async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline() -> None:
+    settings = SimSettings(nodes=("gpu-1", "gpu-2"), node_ready_delay=0.3, seed=42)
+    async with open_fake_cluster(simulate=settings, bookmark_interval=0.2) as cluster:
+        outcomes: list[Outcome] = []
+        cluster.outcomes.subscribe(outcomes.append)
+        cluster.server.store.create(
+            "ingresses",
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "Ingress",
+                "metadata": {"name": "gateway"},
+                "spec": {"rules": [{"host": HOST, "http": {"paths": []}}]},
+            },
+            namespace="default",
+        )
+        await run_pipeline(cluster, outcomes)
 
-    # The stand-in kubelet: a pod that was created gets an IP, as the real one would do.
-    def kubelet(outcome: Outcome) -> None:
-        if isinstance(outcome, Applied) and isinstance(outcome.command, CreatePod):
-            set_pod_status(server, outcome.command.name, ip="10.244.1.9")
 
-    cluster.pods.outcomes.subscribe(kubelet)
+async def run_pipeline(cluster: FakeCluster, outcomes: list[Outcome]) -> None:
+    simulation = cluster.server.simulation
+    assert simulation is not None
+    answers: list[str] = []
+
+    async def ask_backend(pods: tuple[KubeObject, ...]) -> tuple[str, str]:
+        # The simulation server answers HTTP on its pod IP and container port.
+        host, port = simulation.address("default", SERVER, 11345)
+        async with httpx.AsyncClient() as http:
+            answers.append((await http.get(f"http://{host}:{port}/")).text)
+        return ip_of(pods)
+
+    def ask(pods: tuple[KubeObject, ...]) -> reactivex.Observable[tuple[str, str]]:
+        # A trio coroutine in the pipeline: a Call is a cold Observable of its result.
+        return Call(lambda: ask_backend(pods), name="ask the backend")
 
     launch = reactivex.of(
         CreateNetworkPolicy(
@@ -90,7 +103,7 @@ async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline(harness: Ha
             labels=RUN,
             volumes=[EmptyDirVolume("results")],
             restart_policy="Never",
-            node_selector=NODES,
+            node_selector={"kubernetes.io/hostname": "gpu-2"},
             nameservers=["8.8.8.8"],
         ),
     )
@@ -105,10 +118,10 @@ async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline(harness: Ha
         RemoveNetworkPolicies(RUN),
     )
     pipeline: reactivex.Observable[Any] = reactivex.concat(
-        # Node gpu-2 comes up while we wait (below).
+        # The nodes join NotReady and become Ready while we wait.
         cluster.nodes.wait(NODES, timeout=10).pipe(ops.ignore_elements()),
         cluster.apply(launch),
-        cluster.pods.wait(RUN, Condition.HAS_IP, timeout=10).pipe(ops.map(ip_of)),
+        cluster.pods.wait(RUN, Condition.READY, timeout=10).pipe(ops.flat_map(ask)),
         cluster.apply(expose),
         cluster.pods.exec_script(
             SERVER, "echo score=97 > /results/score.txt; echo simulated", container="sim"
@@ -133,12 +146,10 @@ async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline(harness: Ha
             done.set,
             scheduler=TrioScheduler(nursery),
         )
-        await server.api.wait_open_watches(1)  # the node wait is watching
-        make_node(server, "gpu-2", ready=True, labels=NODES)
         await done.wait()
     assert errors == []
 
-    commands = [type(o.command).__name__ for o in harness.outcomes]
+    commands = [type(o.command).__name__ for o in outcomes]
     assert commands == [
         "CreateNetworkPolicy",
         "CreatePod",
@@ -149,15 +160,16 @@ async def test_launch_use_and_tear_down_a_simulation_in_one_pipeline(harness: Ha
         "RemoveServices",
         "RemoveNetworkPolicies",
     ]
-    assert all(isinstance(o, Applied) for o in harness.outcomes)
+    assert all(isinstance(o, Applied) for o in outcomes)
     # The pipeline's own items: the outcomes of its commands, the IP, the result file.
-    assert ("ip", "10.244.1.9") in emitted
+    (ip,) = [item[1] for item in emitted if isinstance(item, tuple) and item[0] == "ip"]
+    assert ipaddress.ip_address(ip)  # the pod's IP, as the kubelet assigned it
     assert ("result", b"score=97\n") in emitted
-    assert [o for o in emitted if isinstance(o, Applied)] == harness.outcomes
+    assert [o for o in emitted if isinstance(o, Applied)] == outcomes
+    assert SERVER in answers[0]
 
     # Everything the run made is gone; the shared ingress is as it was.
     assert await cluster.pods.list(RUN) == ()
     assert await cluster.services.list(RUN) == ()
     assert await cluster.network_policies.list(RUN) == ()
     assert (await cluster.ingress_rules.get("gateway", HOST)).paths == ()
-    assert harness.kubelet.execs[0][1][0] == "sh"

@@ -4,7 +4,7 @@ that lose nothing (optimistic concurrency with retry on 409)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 import orjson
 import pytest
@@ -100,23 +100,26 @@ FLAVOURS: dict[str, tuple[Resource, Any]] = {
 }
 
 
+Flavour = Literal["kubernetes", "gloo"]
+
+
 @pytest.fixture(params=["kubernetes", "gloo"])
-def flavour(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def flavour(request: pytest.FixtureRequest) -> Flavour:
+    return cast(Flavour, request.param)
 
 
-def path(uid: str, flavour: str, port: int = 8080) -> IngressPath:
+def path(uid: str, flavour: Flavour, port: int = 8080) -> IngressPath:
     return IngressPath(uid, f"/{uid}/(.*)" if flavour == "gloo" else f"/{uid}", uid, port)
 
 
-def expected(p: IngressPath, flavour: str) -> IngressPath:
+def expected(p: IngressPath, flavour: Flavour) -> IngressPath:
     # A Gloo route points at an Upstream, which carries the port itself.
     return IngressPath(p.uid, p.address, p.endpoint, None if flavour == "gloo" else p.port)
 
 
-async def test_upsert_get_and_remove_by_uid(flavour: str) -> None:
+async def test_upsert_get_and_remove_by_uid(flavour: Flavour) -> None:
     resource, manifest = FLAVOURS[flavour]
-    async with open_fake_cluster(ingress=flavour) as cluster:  # type: ignore[arg-type]
+    async with open_fake_cluster(ingress=flavour, simulate=False) as cluster:
         store = cluster.server.store
         store.create(resource.plural, manifest(), namespace="default")
         rules = cluster.ingress_rules
@@ -148,9 +151,9 @@ async def test_upsert_get_and_remove_by_uid(flavour: str) -> None:
             assert "rxkube.io/ingress-path-uids" not in stored["metadata"].get("annotations", {})
 
 
-async def test_the_stored_form_of_a_path(flavour: str) -> None:
+async def test_the_stored_form_of_a_path(flavour: Flavour) -> None:
     resource, manifest = FLAVOURS[flavour]
-    async with open_fake_cluster(ingress=flavour) as cluster:  # type: ignore[arg-type]
+    async with open_fake_cluster(ingress=flavour, simulate=False) as cluster:
         store = cluster.server.store
         store.create(resource.plural, manifest(), namespace="default")
         await cluster.ingress_rules.upsert(
@@ -173,9 +176,9 @@ async def test_the_stored_form_of_a_path(flavour: str) -> None:
             assert uids == {HOST: {"sim-42": "/sims/42"}}
 
 
-async def test_missing_host_or_ingress(flavour: str) -> None:
+async def test_missing_host_or_ingress(flavour: Flavour) -> None:
     resource, manifest = FLAVOURS[flavour]
-    async with open_fake_cluster(ingress=flavour) as cluster:  # type: ignore[arg-type]
+    async with open_fake_cluster(ingress=flavour, simulate=False) as cluster:
         cluster.server.store.create(resource.plural, manifest(), namespace="default")
         with pytest.raises(RuleNotFound, match=r"no rule for host 'nowhere\.example\.org'"):
             await cluster.ingress_rules.get("gateway", "nowhere.example.org")
@@ -199,22 +202,22 @@ async def test_missing_host_or_ingress(flavour: str) -> None:
 
 
 async def test_kubernetes_paths_need_a_port() -> None:
-    async with open_fake_cluster() as cluster:
+    async with open_fake_cluster(simulate=False) as cluster:
         cluster.server.store.create("ingresses", k8s_ingress(), namespace="default")
         with pytest.raises(ValueError, match="needs the Service port"):
             await cluster.ingress_rules.upsert("gateway", HOST, [IngressPath("p", "/p", "svc")])
 
 
-async def test_concurrent_upserts_on_one_host_lose_nothing(flavour: str) -> None:
+async def test_concurrent_upserts_on_one_host_lose_nothing(flavour: Flavour) -> None:
     """Two orchestrators add different uids to one host at once. Both read the object; the
     first write to arrive is held back for 0.5 s, so the other's write lands first and the held
     one (computed from the old object) hits a 409 Conflict: it reads again and re-applies its
     change. Both paths are there at the end (Cloudsim's unconditional write lost one)."""
     resource, manifest = FLAVOURS[flavour]
-    async with open_fake_cluster(ingress=flavour) as cluster:  # type: ignore[arg-type]
+    async with open_fake_cluster(ingress=flavour, simulate=False) as cluster:
         server = cluster.server
         server.store.create(resource.plural, manifest(), namespace="default")
-        other = Cluster(cluster.client, ingress=flavour)  # type: ignore[arg-type]
+        other = Cluster(cluster.client, ingress=flavour)
         held = server.faults.inject(Fault.delay(0.5), verb="update", times=1)
         outcomes: list[object] = []
         cluster.ingress_rules.outcomes.subscribe(outcomes.append)
@@ -236,9 +239,9 @@ async def test_concurrent_upserts_on_one_host_lose_nothing(flavour: str) -> None
         assert all(isinstance(o, Applied) for o in outcomes)
 
 
-async def test_commands_on_the_sink_are_applied_in_order(flavour: str) -> None:
+async def test_commands_on_the_sink_are_applied_in_order(flavour: Flavour) -> None:
     resource, manifest = FLAVOURS[flavour]
-    async with open_fake_cluster(ingress=flavour) as cluster:  # type: ignore[arg-type]
+    async with open_fake_cluster(ingress=flavour, simulate=False) as cluster:
         cluster.server.store.create(resource.plural, manifest(), namespace="default")
         rules: IngressRules = cluster.ingress_rules
         for uid in ("one", "two", "three"):
@@ -251,7 +254,7 @@ async def test_commands_on_the_sink_are_applied_in_order(flavour: str) -> None:
 
 
 async def test_gloo_upstream_lookup() -> None:
-    async with open_fake_cluster(ingress="gloo") as cluster:
+    async with open_fake_cluster(ingress="gloo", simulate=False) as cluster:
         assert isinstance(cluster.ingresses, GlooIngresses)
         store = cluster.server.store
         for name, app in (("sim-8080", "sim"), ("web-80", "web"), ("web-81", "web")):

@@ -1,4 +1,4 @@
-"""Pods against the fake API server through the real client: create, get, ip, list, delete,
+"""Pods against the simulated cluster through the real client: create, get, ip, list, delete,
 and waits built on the pod watch (success, timeout, empty selection, cancellation)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trio
 
-from rxkube.fakes import FakeCluster
+from rxkube.fakes import FakeCluster, SimAnnotations
 from rxkube.streams import AlreadyExists, Conflict, Invalid, NotFound, TrioScheduler
 from rxkube.streams.orchestrator import (
     Applied,
@@ -30,7 +30,7 @@ from rxkube.streams.orchestrator import (
     VolumeMount,
 )
 from tests.integration.orchestrator.conftest import Harness
-from tests.integration.orchestrator.stub_kubelet import set_pod_status
+from tests.integration.orchestrator.stub_kubelet import StubKubelet, set_pod_status
 
 
 def simple(name: str, **labels: str) -> CreatePod:
@@ -166,16 +166,23 @@ def test_bad_commands_are_refused_when_built() -> None:
 
 async def test_get_ip_list_and_delete(harness: Harness) -> None:
     cluster = harness.cluster
+    stuck = simple("stuck", app="sim", run="0")
+    stuck = CreatePod(
+        "stuck",
+        stuck.containers,
+        labels={"app": "sim", "run": "0"},
+        annotations={SimAnnotations.UNSCHEDULABLE: "true"},
+    )
+    await cluster.pods.create(stuck)
     await cluster.pods.create(simple("a", app="sim", run="1"))
-    await cluster.pods.create(simple("b", app="sim", run="2"))
     await cluster.pods.create(simple("c", app="other"))
     assert (await cluster.pods.get("a"))["metadata"]["name"] == "a"
     with pytest.raises(NoPodIP, match="no IP"):
-        await cluster.pods.ip("a")
-    set_pod_status(cluster.server, "a", ip="10.0.0.5")
-    assert await cluster.pods.ip("a") == "10.0.0.5"
+        await cluster.pods.ip("stuck")
+    (ready,) = await cluster.pods.wait("run=1", Condition.HAS_IP, timeout=10)
+    assert await cluster.pods.ip("a") == ready["status"]["podIP"]
     names = [p["metadata"]["name"] for p in await cluster.pods.list("app=sim")]
-    assert names == ["a", "b"]
+    assert names == ["a", "stuck"]
     assert len(await cluster.pods.list()) == 3
     deleted = await cluster.pods.delete("a", grace_period=0)
     assert deleted is not None
@@ -187,8 +194,37 @@ async def test_get_ip_list_and_delete(harness: Harness) -> None:
     assert [p["metadata"]["name"] for p in await cluster.pods.list()] == ["c"]
 
 
+async def test_a_graceful_delete_returns_the_terminating_pod(harness: Harness) -> None:
+    cluster = harness.cluster
+    await cluster.pods.create(simple("web"))
+    await cluster.pods.wait("app=sim", timeout=10)
+    terminating = await cluster.pods.delete("web", grace_period=30)
+    assert terminating is not None
+    assert terminating["metadata"]["deletionGracePeriodSeconds"] == 30
+    assert terminating["metadata"]["deletionTimestamp"]
+
+
 async def test_wait_succeeds_when_every_selected_pod_is_ready(harness: Harness) -> None:
     cluster = harness.cluster
+    for name in ("a", "b"):
+        await cluster.pods.create(
+            CreatePod(
+                name,
+                [ContainerSpec("app", "sim:1")],
+                labels={"app": "sim"},
+                annotations={SimAnnotations.START_DELAY: "0.3s"},
+            )
+        )
+    pods = await cluster.pods.wait("app=sim", Condition.READY, timeout=10)
+    assert [p["metadata"]["name"] for p in pods] == ["a", "b"]
+    assert all(Condition.READY.satisfied_by(p) for p in pods)
+
+
+async def test_wait_follows_each_change_of_the_watch(
+    bare: tuple[FakeCluster, StubKubelet],
+) -> None:
+    """Without the simulation the test plays the kubelet, so each step is exact."""
+    cluster, _ = bare
     await cluster.pods.create(simple("a"))
     await cluster.pods.create(simple("b"))
     result: list[tuple[object, ...]] = []
@@ -200,8 +236,8 @@ async def test_wait_succeeds_when_every_selected_pod_is_ready(harness: Harness) 
         nursery.start_soon(wait)
         await cluster.server.api.wait_open_watches(1)
         set_pod_status(cluster.server, "a")
-        assert not result  # b is not ready yet
         set_pod_status(cluster.server, "b", ready=False)
+        assert not result  # b is not ready yet
         set_pod_status(cluster.server, "b")
     (pods,) = result
     assert [p["metadata"]["name"] for p in pods] == ["a", "b"]  # type: ignore[index]
@@ -209,27 +245,42 @@ async def test_wait_succeeds_when_every_selected_pod_is_ready(harness: Harness) 
 
 async def test_wait_for_any_of_several_conditions(harness: Harness) -> None:
     cluster = harness.cluster
-    await cluster.pods.create(simple("done"))
-    await cluster.pods.create(simple("broken"))
-    set_pod_status(cluster.server, "done", phase="Succeeded", ready=False, ip=None)
-    set_pod_status(cluster.server, "broken", phase="Failed", ready=False, ip=None)
-    pods = await cluster.pods.wait("app=sim", Condition.SUCCEEDED, Condition.FAILED, timeout=10)
-    assert len(pods) == 2
+    for name, code in (("done", "0"), ("broken", "3")):
+        await cluster.pods.create(
+            CreatePod(
+                name,
+                [ContainerSpec("app", "job:1")],
+                labels={"app": "job"},
+                annotations={SimAnnotations.EXIT_CODE: code},
+                restart_policy="Never",
+            )
+        )
+    pods = await cluster.pods.wait("app=job", Condition.SUCCEEDED, Condition.FAILED, timeout=10)
+    assert {p["metadata"]["name"]: p["status"]["phase"] for p in pods} == {
+        "done": "Succeeded",
+        "broken": "Failed",
+    }
     with pytest.raises(TimedOut):
         # A finished pod is never Ready (as Cloudsim's wait had it).
-        await cluster.pods.wait("app=sim", Condition.READY, timeout=0.3)
+        await cluster.pods.wait("app=job", Condition.READY, timeout=0.3)
 
 
 async def test_wait_times_out_naming_what_is_missing(harness: Harness) -> None:
     cluster = harness.cluster
     await cluster.pods.create(simple("a"))
-    await cluster.pods.create(simple("b"))
-    set_pod_status(cluster.server, "a", ip="10.0.0.1")
+    await cluster.pods.create(
+        CreatePod(
+            "b",
+            [ContainerSpec("app", "sim:1")],
+            labels={"app": "sim"},
+            annotations={SimAnnotations.NEVER_READY: "true"},
+        )
+    )
     with pytest.raises(TimedOut) as caught:
-        await cluster.pods.wait("app=sim", Condition.HAS_IP, timeout=0.3)
+        await cluster.pods.wait("app=sim", Condition.READY, timeout=0.5)
     message = str(caught.value)
-    assert "timed out after 0.3 s waiting for pods app=sim" in message
-    assert "1 of 2 are; not yet: b" in message
+    assert "timed out after 0.5 s waiting for pods app=sim in namespace default" in message
+    assert "1 of 2 are; not yet: b (phase Running, Ready=False" in message
     assert isinstance(caught.value, TimeoutError)
 
 
@@ -251,13 +302,19 @@ async def test_wait_on_an_empty_selection_keeps_waiting_or_fails_if_told(
         nursery.start_soon(wait)
         await cluster.server.api.wait_open_watches(1)
         await cluster.pods.create(simple("late", app="late"))
-        set_pod_status(cluster.server, "late")
     assert len(result) == 1
 
 
 async def test_disposing_a_wait_cancels_it_and_closes_its_watch(harness: Harness) -> None:
     cluster = harness.cluster
-    await cluster.pods.create(simple("a"))
+    await cluster.pods.create(
+        CreatePod(
+            "a",
+            [ContainerSpec("app", "sim:1")],
+            labels={"app": "sim"},
+            annotations={SimAnnotations.NEVER_READY: "true"},
+        )
+    )
     seen: list[object] = []
     async with trio.open_nursery() as nursery:
         subscription = cluster.pods.wait("app=sim", timeout=30).subscribe(
@@ -271,10 +328,9 @@ async def test_disposing_a_wait_cancels_it_and_closes_its_watch(harness: Harness
         await cluster.server.api.wait_open_watches(0)
     assert seen == []  # no value, no error, no completion: cancelled
     # As an Observable, a wait that succeeds emits the pods and completes.
-    set_pod_status(cluster.server, "a")
     async with trio.open_nursery() as nursery:
         done = trio.Event()
-        cluster.pods.wait("app=sim", timeout=10).subscribe(
+        cluster.pods.wait("app=sim", Condition.HAS_IP, timeout=10).subscribe(
             seen.append, seen.append, done.set, scheduler=TrioScheduler(nursery)
         )
         await done.wait()

@@ -88,7 +88,7 @@ async def test_apply_an_async_iterable_pulls_one_command_at_a_time(harness: Harn
 
 
 async def test_observer_overflow_is_a_clear_error_and_an_outcome() -> None:
-    async with open_fake_cluster() as fake:
+    async with open_fake_cluster(simulate=False) as fake:
         async with trio.open_nursery() as nursery:
             cluster = Cluster(fake.client, scheduler=TrioScheduler(nursery), max_pending=2)
             outcomes: list[Outcome] = []

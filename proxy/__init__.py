@@ -34,7 +34,7 @@ pass `authority=` to `open_ticket_proxy` to move it, issue 10). `AppLoad` (in `L
 what an autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
 """
 
-from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority
 from rxkube.proxy._config import (
     AppConfig,
     AppStatistics,
@@ -95,6 +95,7 @@ __all__ = [
     "AppSettings",
     "AppStatistics",
     "AppUpdated",
+    "AuthorityUnavailable",
     "Change",
     "ClientState",
     "CookieRefused",

@@ -40,7 +40,13 @@ from rxkube.proxy._table import (
     WaiterGaveUp,
 )
 
-__all__ = ["LocalTicketAuthority", "TicketAuthority"]
+__all__ = ["AuthorityUnavailable", "LocalTicketAuthority", "TicketAuthority"]
+
+
+class AuthorityUnavailable(Exception):
+    """The authority cannot decide right now (a follower whose leader is unreachable or not
+    yet known). The proxy answers 503 with Retry-After; users holding tickets are unaffected,
+    since `touch` is answered locally."""
 
 
 @runtime_checkable
@@ -57,7 +63,9 @@ class TicketAuthority(Protocol):
         ...
 
     async def request(self, app: str, client: str, *, prefer: ServerRef | None = None) -> Decision:
-        """Ask for a ticket (or poll from the waiting room) for `client`."""
+        """Ask for a ticket (or poll from the waiting room) for `client`.
+
+        Raises `AuthorityUnavailable` when no decision can be made now (a remote authority)."""
         ...
 
     async def give_back(self, app: str, ticket: str) -> None:

@@ -43,7 +43,7 @@ import trio
 from reactivex import Observable
 
 from rxkube.proxy import _pages as pages
-from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority
 from rxkube.proxy._config import (
     AppConfig,
     AppStatistics,
@@ -51,7 +51,8 @@ from rxkube.proxy._config import (
     ProxyStatistics,
     ServerSpec,
 )
-from rxkube.proxy._cookies import CookieRefused, TicketSigner
+from rxkube.proxy._cookies import CookieRefused, TicketClaims, TicketSigner
+from rxkube.proxy._frames import FrameGuard, FrameTooLarge
 from rxkube.proxy._table import (
     AppAdded,
     AppRemoved,
@@ -122,6 +123,7 @@ class _Request:
     headers: list[tuple[bytes, bytes]]
     http10: bool
     keep_alive: bool
+    version_ok: bool = True
     body: deque[bytes] = field(default_factory=deque)
     complete: bool = False
     upgrade: bool = False
@@ -134,6 +136,8 @@ class _AppCounters:
     upstream_errors: int = 0
     refused_cookies: int = 0
     waiting_pages: int = 0
+    oversized_frames: int = 0
+    unavailable: int = 0
 
 
 class _App:
@@ -345,6 +349,8 @@ class TicketProxy:
                 upstream_errors=c.upstream_errors,
                 refused_cookies=c.refused_cookies,
                 waiting_pages=c.waiting_pages,
+                oversized_frames=c.oversized_frames,
+                unavailable=c.unavailable,
             )
         return ProxyStatistics(
             apps=apps,
@@ -497,6 +503,7 @@ class _Connection:
         self.expires = math.inf
         self.pinned: tuple[str, str] | None = None
         self.upstream: socket.socket | None = None
+        self.frame_guard: FrameGuard | None = None
         self.close_after = False
         self.eof = False
         self.trusted = _is_trusted(proxy.trusted, peer)
@@ -526,12 +533,14 @@ class _Connection:
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        version = parser.get_http_version()
         request = _Request(
             parser.get_method(),
             b"".join(self._url),
             self._headers,
-            parser.get_http_version() == "1.0",
+            version == "1.0",
             parser.should_keep_alive(),
+            version == "1.1" or version == "1.0",
         )
         self.pending.append(request)
         self.current = request
@@ -682,6 +691,12 @@ class _Connection:
         proxy = self.proxy
         if not request.keep_alive:
             self.close_after = True
+        if not request.version_ok:
+            # llhttp accepts any digit pair (HTTP/2.0 in plain text is a confused or hostile
+            # client); the proxy speaks HTTP/1.x only, so that is what it forwards.
+            raise _ClientError(
+                pages.error_page(505, "Only HTTP/1.0 and HTTP/1.1 are served.", close=True)
+            )
         if request.method == b"CONNECT":
             raise _ClientError(pages.error_page(405, "CONNECT is not supported.", close=True))
         target = request.target
@@ -719,6 +734,13 @@ class _Connection:
                 if lower == b"connection":
                     connection_tokens.extend(t.strip().lower() for t in value.split(b","))
                 elif lower == b"transfer-encoding":
+                    if request.http10:
+                        # RFC 9112 section 6.1: framing of such a message is faulty.
+                        raise _ClientError(
+                            pages.error_page(
+                                400, "Transfer-Encoding is not allowed in HTTP/1.0.", close=True
+                            )
+                        )
                     if value.strip().lower() != b"chunked":
                         raise _ClientError(
                             pages.error_page(
@@ -733,7 +755,8 @@ class _Connection:
                 continue
             elif lower == b"content-length":
                 has_length = True
-                declared = value
+                declared = value  # llhttp let only digits (and spaces around) through
+                continue
             elif lower == b"expect":
                 if value.strip().lower() != b"100-continue":
                     raise _ClientError(
@@ -797,6 +820,7 @@ class _Connection:
         server: ServerRef | None = None
         ticket: str | None = None
         prefer: ServerRef | None = None
+        claims: TicketClaims | None = None
         cookie_value = _cookie(cookies, app.cookie_name) if cookies else None
         if cookie_value:
             try:
@@ -826,18 +850,44 @@ class _Connection:
             else:
                 ticket = claims.ticket
         if ticket is None:
-            waiter = _cookie(cookies, app.wait_cookie_name) if cookies else None
-            client = (
-                waiter.decode() if waiter and _TOKEN.match(waiter) else secrets.token_urlsafe(16)
-            )
-            decision = await authority.request(name_str, client, prefer=prefer)
+            if claims is not None:
+                # The signed ticket id is this user's identity: asking again under it is
+                # idempotent (a replica whose copy of the tickets lags gets the held ticket
+                # back, not a second one), and after a restart it re-admits the user to the
+                # pod the cookie names if that pod has room (the table's `prefer`).
+                client = claims.ticket
+            else:
+                waiter = _cookie(cookies, app.wait_cookie_name) if cookies else None
+                client = (
+                    waiter.decode()
+                    if waiter and _TOKEN.match(waiter)
+                    else secrets.token_urlsafe(16)
+                )
+            try:
+                decision = await authority.request(name_str, client, prefer=prefer)
+            except AuthorityUnavailable as error:
+                app.counters.unavailable += 1
+                _log.warning("no ticket for app %s: %s", name_str, error)
+                await self._send_simple(
+                    pages.error_page(
+                        503,
+                        f"Tickets for {name_str} cannot be handed out this moment; "
+                        "please try again in a few seconds.",
+                        headers=[b"Retry-After: 2"],
+                        close=self.close_after,
+                    )
+                )
+                return
             if not isinstance(decision, Granted):
                 app.counters.waiting_pages += 1
                 page = self._waiting(app, base, client, decision, close=self.close_after)
                 await self._send_simple(page)
                 return
             ticket, server = decision.ticket, decision.server
-            set_cookie = self._ticket_cookie(app, base, ticket, server, incoming_forwarded)
+            if claims is None or claims.ticket != ticket or claims.server != server:
+                set_cookie = self._ticket_cookie(app, base, ticket, server, incoming_forwarded)
+            # else: re-admitted where the cookie says; it stays valid until it expires (a
+            # restart must not extend a ticket's maximum lifetime)
         assert server is not None
         pool = app.servers.get(server)
         if pool is None:  # pragma: no cover - the table and the pools change together
@@ -869,11 +919,16 @@ class _Connection:
             for name, value in request.headers:
                 if name.lower() == b"upgrade":
                     forward.append(b"Upgrade: %s\r\nConnection: Upgrade\r\n" % value)
+                    limit = app.config.max_websocket_frame
+                    if limit is not None and b"websocket" in value.lower():
+                        self.frame_guard = FrameGuard(limit)
                     break
         elif request.upgrade:
             self.close_after = True
         if chunked:
             forward.append(b"Transfer-Encoding: chunked\r\n")
+        elif has_length:
+            forward.append(b"Content-Length: %d\r\n" % int(declared))
         head = b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method, upstream_target, b"".join(forward))
         has_body = chunked or has_length
         if expect and has_body:
@@ -1119,7 +1174,7 @@ class _Connection:
                 return self._abort_upstream()
             out.append(b"\r\n")
             await send_all(self.sock, b"".join(out))
-            await self._tunnel(upstream, request.leftover, body)
+            await self._tunnel(app, upstream, request.leftover, body)
             return "done"
         if upgrade:
             self.close_after = True  # the upgrade was refused: do not reuse this connection
@@ -1226,31 +1281,46 @@ class _Connection:
                 raise BrokenPipeError("backend closed mid-response")
 
     async def _tunnel(
-        self, upstream: socket.socket, from_client: bytes, from_upstream: bytes
+        self, app: _App, upstream: socket.socket, from_client: bytes, from_upstream: bytes
     ) -> None:
-        """After a 101: relay bytes both ways until both sides are done."""
+        """After a 101: relay bytes both ways until both sides are done.
+
+        A WebSocket's client frames pass the app's `FrameGuard`; a frame over the limit cuts
+        both connections before its head reaches the backend (the client sees close code 1006:
+        a close frame of our own could land inside a backend frame on its way to the client).
+        """
         self.phase = _TUNNEL
         self.expires = math.inf
         self.close_after = True
         self.upstream = upstream
 
-        async def pump(source: socket.socket, sink: socket.socket, first: bytes) -> None:
+        async def pump(
+            source: socket.socket, sink: socket.socket, first: bytes, guard: FrameGuard | None
+        ) -> None:
             try:
                 if first:
+                    if guard is not None:
+                        guard.feed(first)
                     await send_all(sink, first)
                 while True:
                     data = await recv(source)
                     if not data:
                         break
+                    if guard is not None:
+                        guard.feed(data)
                     await send_all(sink, data)
                 with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
             except OSError:
                 nursery.cancel_scope.cancel()
+            except FrameTooLarge as error:
+                app.counters.oversized_frames += 1
+                _log.warning("app %s: WebSocket from %s cut: %s", app.name, self.peer, error)
+                nursery.cancel_scope.cancel()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump, self.sock, upstream, from_client)
-            nursery.start_soon(pump, upstream, self.sock, from_upstream)
+            nursery.start_soon(pump, self.sock, upstream, from_client, self.frame_guard)
+            nursery.start_soon(pump, upstream, self.sock, from_upstream, None)
 
 
 class _Response:

@@ -49,6 +49,11 @@ from rxkube.proxy._cookies import (
     TicketSigner,
     load_ticket_keys,
 )
+from rxkube.proxy._replica import (
+    AuthorityStatistics,
+    ReplicatedTicketAuthority,
+    open_replicated_authority,
+)
 from rxkube.proxy._server import TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
     AppAdded,
@@ -95,6 +100,7 @@ __all__ = [
     "AppSettings",
     "AppStatistics",
     "AppUpdated",
+    "AuthorityStatistics",
     "AuthorityUnavailable",
     "Change",
     "ClientState",
@@ -106,6 +112,7 @@ __all__ = [
     "ProxyConfig",
     "ProxyLimits",
     "ProxyStatistics",
+    "ReplicatedTicketAuthority",
     "ServerAdded",
     "ServerChanged",
     "ServerRef",
@@ -136,5 +143,6 @@ __all__ = [
     "WaiterReported",
     "Waiting",
     "load_ticket_keys",
+    "open_replicated_authority",
     "open_ticket_proxy",
 ]

@@ -1025,7 +1025,12 @@ class _Connection:
         client = waiter.decode()
         last = None
         while not self.proxy.closing:
-            decision = await self.proxy.authority.request(app.name, client)
+            try:
+                decision = await self.proxy.authority.request(app.name, client)
+            except AuthorityUnavailable:
+                await send_all(self.sock, b": no decision now, retrying\n\n")
+                await trio.sleep(1.0)
+                continue
             if isinstance(decision, Granted):
                 await send_all(self.sock, b"event: ready\ndata: {}\n\n")
                 return

@@ -572,9 +572,9 @@ class TicketTable:
                 state.settings = settings
                 # I5 with the new hold time: a shorter one shortens holds already running.
                 for seq in state.queue[: state.held]:
-                    waiter = state.by_seq[seq]
-                    if waiter.hold_until is not None:
-                        waiter.hold_until = min(waiter.hold_until, now + settings.hold_time)
+                    admitted = state.by_seq[seq]
+                    if admitted.hold_until is not None:
+                        admitted.hold_until = min(admitted.hold_until, now + settings.hold_time)
                 effects.append(ServerChanged(app, None, "app-updated", True, 0, now))
                 self._settle(state, now, effects)
             case AppRemoved(app):

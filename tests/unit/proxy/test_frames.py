@@ -6,12 +6,12 @@ import random
 
 import pytest
 from wsproto.connection import Connection, ConnectionType
-from wsproto.events import BytesMessage, Message, Ping, TextMessage
+from wsproto.events import BytesMessage, Event, Ping, TextMessage
 
 from rxkube.proxy._frames import FrameGuard, FrameTooLarge
 
 
-def client_frames(*events: Message[bytes] | Message[str] | Ping) -> bytes:
+def client_frames(*events: Event) -> bytes:
     connection = Connection(ConnectionType.CLIENT)  # an open client: masks every frame
     return b"".join(connection.send(event) for event in events)
 

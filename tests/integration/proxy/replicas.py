@@ -64,6 +64,7 @@ async def start_replica(
     follow: Replica | None = None,
     config: ProxyConfig | None = None,
     heartbeat: float = 0.2,
+    keys: Sequence[bytes] = (KEY,),
 ) -> Replica:
     """Start a replica in `nursery`, fed `app` and `servers()` as its embedder would."""
     ready: list[Replica] = []
@@ -79,7 +80,7 @@ async def start_replica(
             with scope:
                 async with (
                     open_replicated_authority(
-                        keys=[KEY], identity=name, heartbeat=heartbeat, lead=lead
+                        keys=keys, identity=name, heartbeat=heartbeat, lead=lead
                     ) as authority,
                     open_ticket_proxy(proxy_config, authority=authority) as proxy,
                 ):

@@ -135,6 +135,9 @@ class ProxyLimits:
     """A request head must arrive completely within this long of its first byte (408)."""
     body_timeout: float = 30.0
     """Longest pause while reading a request body or writing to a slow client."""
+    min_body_rate: float | None = 1024.0
+    """Bytes per second a request body must average once it has taken `body_timeout` (408
+    otherwise; None: no minimum). Stops slow-drip uploads holding connections open."""
     connect_timeout: float = 5.0
     upstream_timeout: float = 120.0
     """Longest wait for a backend's response head, and longest pause inside its body (504)."""
@@ -149,6 +152,7 @@ class ProxyLimits:
             keepalive_timeout=self.keepalive_timeout,
             head_timeout=self.head_timeout,
             body_timeout=self.body_timeout,
+            min_body_rate=self.min_body_rate,
             connect_timeout=self.connect_timeout,
             upstream_timeout=self.upstream_timeout,
         )

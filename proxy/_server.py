@@ -116,6 +116,11 @@ class _TooManyHeaders(Exception):
     pass
 
 
+class _UpstreamBroke(BrokenPipeError):
+    """The backend broke its response after the head went out: only cutting the client's
+    connection can tell the client (counted as an upstream error)."""
+
+
 @dataclass(slots=True)
 class _Request:
     method: bytes
@@ -504,6 +509,7 @@ class _Connection:
         self.pinned: tuple[str, str] | None = None
         self.upstream: socket.socket | None = None
         self.frame_guard: FrameGuard | None = None
+        self.exchange_app: _App | None = None
         self.close_after = False
         self.eof = False
         self.trusted = _is_trusted(proxy.trusted, peer)
@@ -594,6 +600,8 @@ class _Connection:
                 self.proxy.bad_requests += 1
                 self._send_nowait(pages.error_page(408, "The request took too long.", close=True))
             elif self.phase == _UPSTREAM:
+                if self.exchange_app is not None:
+                    self.exchange_app.counters.upstream_errors += 1
                 self._send_nowait(
                     pages.error_page(504, "The application did not answer in time.", close=True)
                 )
@@ -667,7 +675,15 @@ class _Connection:
         return self.pending.popleft()
 
     async def _body_chunks(self, request: _Request, limit: int | None) -> AsyncIterator[bytes]:
-        """The request body as it arrives (Content-Length and chunked alike, de-chunked)."""
+        """The request body as it arrives (Content-Length and chunked alike, de-chunked).
+
+        Besides the pause limit (`body_timeout`), the body must keep an average rate of
+        `min_body_rate` once it has taken `body_timeout`: a byte now and then (slow POST,
+        "R-U-Dead-Yet") would otherwise hold this connection and one to the backend forever.
+        """
+        limits = self.proxy.limits
+        min_rate = limits.min_body_rate
+        started = self.proxy.now
         size = 0
         while True:
             while request.body:
@@ -680,7 +696,12 @@ class _Connection:
                 yield chunk
             if request.complete:
                 return
-            self._deadline(self.proxy.limits.body_timeout)
+            elapsed = self.proxy.now - started
+            if min_rate is not None and elapsed > limits.body_timeout and size < min_rate * elapsed:
+                raise _ClientError(
+                    pages.error_page(408, "The request body arrives too slowly.", close=True)
+                )
+            self._deadline(limits.body_timeout)
             await self._read()
             if self.eof:
                 raise BrokenPipeError("client closed during the request body")
@@ -763,6 +784,10 @@ class _Connection:
                         pages.error_page(400, "Unsupported Expect header.", close=True)
                     )
                 expect = True
+                continue
+            if b"_" in lower:
+                # Dropped, as nginx does by default: some servers read '_' as '-', so a
+                # `Transfer_Encoding` we did not frame by could frame the body for them.
                 continue
             forward.append(b"%s: %s\r\n" % (name, value))
         if host and not _HOST.match(host):
@@ -1058,6 +1083,7 @@ class _Connection:
     ) -> None:
         limits = self.proxy.limits
         self.phase = _UPSTREAM
+        self.exchange_app = app
         self._deadline(limits.connect_timeout)
         for attempt in (0, 1):
             upstream = pool.checkout(self.proxy.now)
@@ -1089,7 +1115,13 @@ class _Connection:
                     return
                 self.phase = _UPSTREAM
             self._deadline(limits.upstream_timeout)
-            result = await self._relay_response(app, pool, upstream, request, set_cookie, upgrade)
+            try:
+                result = await self._relay_response(
+                    app, pool, upstream, request, set_cookie, upgrade
+                )
+            except _UpstreamBroke:
+                app.counters.upstream_errors += 1
+                raise
             if result == "retry" and attempt == 0 and reused and not has_body:
                 close_socket(upstream)
                 self.upstream = None
@@ -1246,7 +1278,7 @@ class _Connection:
         self.close_after = True
         if self.phase == _RESPONSE:
             # Part of the response went out: cut the connection so the client sees it failed.
-            raise BrokenPipeError("backend failed mid-response")
+            raise _UpstreamBroke("backend failed mid-response")
         return "retry"
 
     async def _relay_chunked(
@@ -1267,7 +1299,7 @@ class _Connection:
                 try:
                     parser.feed_data(data)
                 except httptools.HttpParserError:
-                    raise BrokenPipeError("backend sent a malformed chunked body") from None
+                    raise _UpstreamBroke("backend sent a malformed chunked body") from None
             out = [pending] if pending else []
             for chunk in sink.chunks:
                 out.append(chunk if http10 else b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -1283,7 +1315,7 @@ class _Connection:
             self._deadline(limits.upstream_timeout)
             data = await recv(upstream)
             if not data:
-                raise BrokenPipeError("backend closed mid-response")
+                raise _UpstreamBroke("backend closed mid-response")
 
     async def _tunnel(
         self, app: _App, upstream: socket.socket, from_client: bytes, from_upstream: bytes

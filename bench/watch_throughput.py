@@ -10,8 +10,11 @@ In the same run, against the same server:
   plain `watch()` into a `Store(transform=None)`; the time from subscribing to the N-th event;
 - the official client: `kubernetes.watch.Watch().stream(CoreV1Api.list_namespaced_pod, ...)`,
   the time to the N-th event.
-Each is run 3 times; the medians and the ratio are printed. Then the memory a Store holds for
-10,000 such pods (tracemalloc, after the run), and optionally a profile (`--profile`).
+Each is run 3 times, interleaved (one round runs each contender once, so load from other
+processes hits all alike); the medians and ratios are printed per wall-clock second and per
+CPU second of this process (the server is another process, so CPU time is the client's own
+work, the steadier figure on a shared machine). Then the memory a Store holds for 10,000 such
+pods (tracemalloc, after the run), and optionally a profile (`--profile`).
 
 Bounded: N events per run (default 20,000), loopback only, a 120 s cap per run.
 
@@ -222,7 +225,24 @@ def serve(events: int) -> None:
 # -- the clients ----------------------------------------------------------------------------
 
 
-async def _rxkube_informer(url: str, events: int) -> tuple[float, int]:
+class Clock:
+    """Wall-clock and this process's CPU time since start. The server runs in another
+    process, so CPU time is the client's own work: a figure that other load on a shared
+    machine disturbs much less than wall-clock time."""
+
+    def __init__(self) -> None:
+        self.wall = time.perf_counter()
+        self.cpu = time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+Timing = tuple[float, float, int]
+"""(wall seconds, CPU seconds, objects held)"""
+
+
+async def _rxkube_informer(url: str, events: int) -> Timing:
     config = KubeConfig(server=url, namespace=NAMESPACE)
     seen = 0
     done = trio.Event()
@@ -236,16 +256,16 @@ async def _rxkube_informer(url: str, events: int) -> tuple[float, int]:
 
     with trio.fail_after(CAP_SECONDS):
         async with open_client(config, rate_limit=None) as client:
-            start = time.perf_counter()
+            clock = Clock()
             async with open_informer(client, PODS, namespace=NAMESPACE) as informer:
                 informer.events.subscribe(on_event)
                 await done.wait()
-                elapsed = time.perf_counter() - start
+                wall, cpu = clock.stop()
                 held = len(informer.store)
-    return elapsed, held
+    return wall, cpu, held
 
 
-async def _rxkube_watch_store(url: str, events: int) -> tuple[float, int]:
+async def _rxkube_watch_store(url: str, events: int) -> Timing:
     config = KubeConfig(server=url, namespace=NAMESPACE)
     store = Store(transform=None)
     seen = 0
@@ -261,17 +281,17 @@ async def _rxkube_watch_store(url: str, events: int) -> tuple[float, int]:
 
     with trio.fail_after(CAP_SECONDS):
         async with open_client(config, rate_limit=None) as client, trio.open_nursery() as nursery:
-            start = time.perf_counter()
+            clock = Clock()
             subscription = watch(client, PODS, namespace=NAMESPACE).subscribe(
                 on_event, scheduler=TrioScheduler(nursery)
             )
             await done.wait()
-            elapsed = time.perf_counter() - start
+            wall, cpu = clock.stop()
             subscription.dispose()
-    return elapsed, len(store)
+    return wall, cpu, len(store)
 
 
-def _official(url: str, events: int) -> tuple[float, int]:
+def _official(url: str, events: int) -> Timing:
     from kubernetes import client as k8s
     from kubernetes import watch as k8s_watch
 
@@ -279,7 +299,7 @@ def _official(url: str, events: int) -> tuple[float, int]:
     configuration.host = url
     api = k8s.CoreV1Api(k8s.ApiClient(configuration))
     seen = 0
-    start = time.perf_counter()
+    clock = Clock()
     stream: Any = k8s_watch.Watch()  # the stubs lack stop()
     for _event in stream.stream(
         api.list_namespaced_pod, NAMESPACE, resource_version="1", _request_timeout=int(CAP_SECONDS)
@@ -288,18 +308,29 @@ def _official(url: str, events: int) -> tuple[float, int]:
         if seen == events:
             stream.stop()
             break
-    return time.perf_counter() - start, seen
+    wall, cpu = clock.stop()
+    return wall, cpu, seen
 
 
-def _median_rate(label: str, run: Callable[[], tuple[float, int]], events: int, runs: int) -> float:
-    rates = []
-    for _ in range(runs):
-        gc.collect()
-        elapsed, held = run()
-        rates.append(events / elapsed)
-        rate = events / elapsed
-        print(f"  {label:<40} {rate:>8,.0f} events/s  ({elapsed:.2f} s, holding {held:,})")
-    return statistics.median(rates)
+Runner = Callable[[], Timing]
+
+
+def _interleaved_medians(
+    runners: list[tuple[str, Runner, int]], runs: int
+) -> list[tuple[float, float]]:
+    """Run each contender once per round, `runs` rounds (so machine noise hits all alike);
+    print every run; return each contender's median rates (per wall second, per CPU second)."""
+    rates: list[list[tuple[float, float]]] = [[] for _ in runners]
+    for round_ in range(1, runs + 1):
+        for i, (label, run, events) in enumerate(runners):
+            gc.collect()
+            wall, cpu, held = run()
+            rates[i].append((events / wall, events / cpu))
+            print(
+                f"  run {round_}  {label:<38} {events / wall:>8,.0f}/s wall"
+                f" {events / cpu:>8,.0f}/s CPU  ({wall:.2f} s, holding {held:,})"
+            )
+    return [(statistics.median(w for w, _ in r), statistics.median(c for _, c in r)) for r in rates]
 
 
 def _store_memory(url: str, pods: int) -> tuple[float, int]:
@@ -364,33 +395,33 @@ def main() -> None:
     print(f"watch throughput: {args.events:,} pod events of {size:,} bytes, {args.runs} runs")
     server, url = _start_server(args.events)
     try:
-        informer = _median_rate(
-            "rxkube open_informer (watch+Store)",
-            lambda: trio.run(_rxkube_informer, url, args.events),
-            args.events,
-            args.runs,
-        )
-        plain = _median_rate(
-            "rxkube watch() + Store(transform=None)",
-            lambda: trio.run(_rxkube_watch_store, url, args.events),
-            args.events,
-            args.runs,
-        )
         official_events = args.official_events or args.events
-        official = _median_rate(
-            "official Watch().stream",
-            lambda: _official(url, official_events),
-            official_events,
+        informer, plain, official = _interleaved_medians(
+            [
+                (
+                    "rxkube open_informer (watch+Store)",
+                    lambda: trio.run(_rxkube_informer, url, args.events),
+                    args.events,
+                ),
+                (
+                    "rxkube watch() + Store(transform=None)",
+                    lambda: trio.run(_rxkube_watch_store, url, args.events),
+                    args.events,
+                ),
+                (
+                    "official Watch().stream",
+                    lambda: _official(url, official_events),
+                    official_events,
+                ),
+            ],
             args.runs,
         )
-        print(
-            f"median: informer {informer:,.0f}/s, watch()+Store {plain:,.0f}/s, "
-            f"official {official:,.0f}/s"
-        )
-        print(
-            f"ratio to the official client: informer {informer / official:.1f}x, "
-            f"watch()+Store {plain / official:.1f}x"
-        )
+        for i, what in enumerate(("wall", "CPU")):
+            print(
+                f"median per {what} second: informer {informer[i]:,.0f}/s, "
+                f"watch()+Store {plain[i]:,.0f}/s, official {official[i]:,.0f}/s; "
+                f"ratios {informer[i] / official[i]:.1f}x and {plain[i] / official[i]:.1f}x"
+            )
         mb, raw = _store_memory(url, min(args.memory_pods, args.events))
         print(
             f"memory: {min(args.memory_pods, args.events):,} pods held by an informer: {mb:.1f} MB "

@@ -72,8 +72,7 @@ from rxkube.controllers._reconcile import (
     seeded_suffixes,
 )
 
-# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
     "AUTOSCALED_LABEL",

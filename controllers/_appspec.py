@@ -51,8 +51,7 @@ from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 
-# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
     "AnnotationDoc",

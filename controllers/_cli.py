@@ -80,9 +80,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
-    from rxkube.fakes import run_fake_apiserver
+    from rxkube.fakes import SimSettings, run_fake_apiserver
 
     listen: ListenAddress = args.listen
+    simulate: bool | SimSettings = False
+    if not args.no_simulation:
+        try:
+            simulate = SimSettings(
+                nodes=tuple(f"node-{i}" for i in range(1, args.nodes + 1)),
+                schedule_delay=args.schedule_delay,
+                start_delay=args.start_delay,
+                ready_delay=args.ready_delay,
+                crash_backoff=args.crash_backoff,
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     try:
         return run_fake_apiserver(
             listen.host,
@@ -90,6 +102,7 @@ def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
             kubeconfig_out=args.kubeconfig_out,
             auth=args.auth,
             rbac=args.rbac,
+            simulate=simulate,
         )
     except OSError as error:
         raise CommandError(f"cannot listen on {listen}: {error.strerror or error}") from None
@@ -141,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--kubeconfig-out", metavar="PATH", help="also write the kubeconfig here")
     fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
     fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
+    fake.add_argument(
+        "--no-simulation",
+        action="store_true",
+        help="store objects only: no controllers, nodes, kubelet, pod backends, logs or exec",
+    )
+    fake.add_argument("--nodes", type=int, default=1, metavar="N", help="simulated nodes (1)")
+    fake.add_argument(
+        "--schedule-delay", type=float, default=0.05, metavar="S", help="seconds (0.05)"
+    )
+    fake.add_argument(
+        "--start-delay", type=float, default=0.5, metavar="S", help="container start (0.5)"
+    )
+    fake.add_argument("--ready-delay", type=float, default=0.2, metavar="S", help="(0.2)")
+    fake.add_argument(
+        "--crash-backoff", type=float, default=10.0, metavar="S", help="restart back-off (10)"
+    )
     fake.set_defaults(handler=_cmd_fake_apiserver)
     from rxkube.controllers import _proxy_cmd
 

@@ -41,8 +41,7 @@ from rxkube.controllers._autoscaler import (
 )
 from rxkube.streams import PodPhase
 
-# Plain sorted() order, as tests/unit/test_exports.py checks (RUF022 puts constants first).
-__all__ = [  # noqa: RUF022
+__all__ = [
     "AUTOSCALED_LABEL",
     "AutoscaleStep",
     "CreatePod",

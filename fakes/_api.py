@@ -12,6 +12,11 @@ Extension points, for the companion modules of issues 5 and 6:
 - `ApiServer.add_subresource(resource, Subresource(...), handler)`: serve `pods/log`,
   `pods/exec`, `deployments/scale`, ... (discovery lists it at once);
 - `ApiServer.add_transform("Table", function)`: answer `Accept: ...;as=Table;...`;
+- `ApiServer.add_path("/openapi", handler)`: serve a non-resource path (and what is under it);
+- `ApiServer.body_decoders[content_type] = decode`: request bodies in another encoding
+  (kubectl's typed `create` subcommands send `application/vnd.kubernetes.protobuf`);
+- `ApiServer.write_options(request)`: the `WriteOptions` admission steps see (query, field
+  manager, warnings), for subresource handlers that write through the store;
 - `store.patch_types.register(content_type, function)`: strategic merge patch, apply;
 - `store.admission.append(step)`: defaulting, schema validation, managedFields;
 - `store.subscribe(callback)`: a controller observing every change.
@@ -37,7 +42,7 @@ from rxkube.fakes._faults import Fault, FaultRule, Faults, RequestInfo
 from rxkube.fakes._http import AbortConnection, AnyResponse, Request, Response, StreamResponse
 from rxkube.fakes._rbac import Attributes, Authenticator, Authorizer, UserInfo
 from rxkube.fakes._resources import ResourceType, Subresource
-from rxkube.fakes._store import DeleteOptions, Entry, Store, Watcher
+from rxkube.fakes._store import DeleteOptions, Entry, Store, Watcher, WriteOptions
 
 __all__ = ["ApiServer", "RequestContext"]
 
@@ -125,6 +130,8 @@ class RequestContext:
 
 
 SubresourceHandler = Callable[[RequestContext], Awaitable[AnyResponse]]
+PathHandler = Callable[[Request], Awaitable[AnyResponse]]
+BodyDecoder = Callable[[bytes, ResourceType], Any]
 Transform = Callable[[ResourceType, list[Entry], Mapping[str, Any]], bytes]
 
 
@@ -175,6 +182,9 @@ class ApiServer:
         self.server_address = "127.0.0.1:0"
         self._subresources: dict[tuple[str, str], SubresourceHandler] = {}
         self._transforms: dict[str, Transform] = {}
+        self._paths_served: dict[str, PathHandler] = {}
+        self.body_decoders: dict[str, BodyDecoder] = {}
+        """Content type -> decoder of POST/PUT bodies into the object (JSON and YAML built in)."""
         self._open_watches: set[_OpenWatch] = set()
         self._watches_changed = trio.Event()
         self.requests: dict[str, int] = {}
@@ -199,6 +209,28 @@ class ApiServer:
         with `transform(resource, entries, context)`; context has `list` (bool),
         `resourceVersion`, `continue`, `watch_first` and the request `query`."""
         self._transforms[as_kind] = transform
+
+    def add_path(self, prefix: str, handler: PathHandler) -> None:
+        """Serve the non-resource path `prefix` (e.g. `/openapi`) and every path under it
+        with `handler` (after faults, authentication and authorization, like any request)."""
+        self._paths_served[prefix.rstrip("/")] = handler
+
+    def write_options(self, request: Request, *, apply: bool = False) -> WriteOptions:
+        """What admission steps learn of this request's write: query parameters, the field
+        manager (`fieldManager`, else the User-Agent's product as kube-apiserver does) and
+        whether it is a server-side apply; they add warnings to it."""
+        query = request.query
+        manager = query.get("fieldManager") or ""
+        if not manager:
+            agent = request.header("user-agent")
+            manager = agent.split("/", 1)[0] if agent else ""
+        return WriteOptions(
+            query=query,
+            manager=manager,
+            operation="Apply" if apply else "Update",
+            body=request.body,
+            content_type=request.header("content-type").split(";")[0].strip(),
+        )
 
     @property
     def open_watches(self) -> int:
@@ -292,6 +324,9 @@ class ApiServer:
         if route is None:
             raise _not_found_path()
         if isinstance(route, str):
+            served = self._paths_served.get(route)
+            if served is not None:
+                return await served(request)
             return self._non_resource(request, route)
         return await self._resource(request, route, verb, user, stream_fault)
 
@@ -322,6 +357,9 @@ class ApiServer:
         head = segs[0]
         if head in ("version", "healthz", "livez", "readyz") and len(segs) == 1:
             return head
+        for prefix in self._paths_served:
+            if path == prefix or path.startswith(prefix + "/"):
+                return prefix
         if head == "openapi":
             return None
         if head == "api":
@@ -593,23 +631,25 @@ class ApiServer:
         dry_run = _dry_run(query)
         name_user = user.name
         if verb == "create":
-            body = _decode_body(request, res)
-            entry = self.store.create(
-                res, body, namespace=route.namespace, user=name_user, dry_run=dry_run
-            )
-            return Response(201, entry.raw)
+            body = _decode_body(request, res, self.body_decoders)
+            with self.store.write_options(self.write_options(request)) as written:
+                entry = self.store.create(
+                    res, body, namespace=route.namespace, user=name_user, dry_run=dry_run
+                )
+            return Response(201, entry.raw, warning_headers(written.warnings))
         if verb == "update":
-            body = _decode_body(request, res)
-            entry = self.store.update(
-                res,
-                body,
-                namespace=route.namespace,
-                name=route.name,
-                subresource=route.subresource,
-                user=name_user,
-                dry_run=dry_run,
-            )
-            return Response(200, entry.raw)
+            body = _decode_body(request, res, self.body_decoders)
+            with self.store.write_options(self.write_options(request)) as written:
+                entry = self.store.update(
+                    res,
+                    body,
+                    namespace=route.namespace,
+                    name=route.name,
+                    subresource=route.subresource,
+                    user=name_user,
+                    dry_run=dry_run,
+                )
+            return Response(200, entry.raw, warning_headers(written.warnings))
         if verb == "patch":
             content_type = request.header("content-type").split(";")[0].strip()
             if _bool_param(query, "force") and content_type != "application/apply-patch+yaml":
@@ -625,18 +665,20 @@ class ApiServer:
                         )
                     ],
                 )
-            entry, created = self.store.patch(
-                res,
-                route.namespace,
-                route.name,
-                request.body,
-                patch_type=content_type,
-                subresource=route.subresource,
-                options=query,
-                user=name_user,
-                dry_run=dry_run,
-            )
-            return Response(201 if created else 200, entry.raw)
+            apply = content_type == "application/apply-patch+yaml"
+            with self.store.write_options(self.write_options(request, apply=apply)) as written:
+                entry, created = self.store.patch(
+                    res,
+                    route.namespace,
+                    route.name,
+                    request.body,
+                    patch_type=content_type,
+                    subresource=route.subresource,
+                    options=query,
+                    user=name_user,
+                    dry_run=dry_run,
+                )
+            return Response(201 if created else 200, entry.raw, warning_headers(written.warnings))
         if verb == "delete":
             options = DeleteOptions.from_json(_decode_optional(request), query)
             entry, removed = self.store.delete(
@@ -990,6 +1032,15 @@ class ApiServer:
         return b'{"type":"ERROR","object":' + orjson.dumps(error.status()) + b"}\n"
 
 
+def warning_headers(warnings: list[str]) -> list[tuple[str, str]]:
+    """`Warning: 299 - "<text>"` headers, text escaped as kube-apiserver does (reference 7)."""
+    out: list[tuple[str, str]] = []
+    for text in dict.fromkeys(warnings):
+        escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+        out.append(("Warning", f'299 - "{escaped}"'))
+    return out
+
+
 async def _one_shot(line: bytes) -> AsyncIterator[bytes]:
     yield line
 
@@ -1116,11 +1167,14 @@ def _dry_run(query: Mapping[str, str]) -> bool:
     return True
 
 
-def _decode_body(request: Request, res: ResourceType) -> Any:
+def _decode_body(request: Request, res: ResourceType, decoders: Mapping[str, BodyDecoder]) -> Any:
     content_type = request.header("content-type").split(";")[0].strip().lower()
     body = request.body
     if not body.strip():
         raise StatusError.bad_request("the body of the request was empty")
+    decoder = decoders.get(content_type)
+    if decoder is not None:
+        return decoder(body, res)
     if content_type in ("", "application/json", "*/*"):
         try:
             return orjson.loads(body)
@@ -1133,7 +1187,9 @@ def _decode_body(request: Request, res: ResourceType) -> Any:
             return yaml.safe_load(body)
         except yaml.YAMLError as error:
             raise StatusError.bad_request(f"error converting YAML to JSON: {error}") from None
-    raise StatusError.unsupported_media_type(content_type, ["application/json", "application/yaml"])
+    raise StatusError.unsupported_media_type(
+        content_type, ["application/json", "application/yaml", *decoders]
+    )
 
 
 def _decode_optional(request: Request) -> Mapping[str, Any] | None:

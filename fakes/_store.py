@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import copy
 import random as _random
 import time as _time
@@ -55,6 +56,7 @@ __all__ = [
     "ListResult",
     "Store",
     "Watcher",
+    "WriteOptions",
 ]
 
 ChangeType = Literal["ADDED", "MODIFIED", "DELETED"]
@@ -340,11 +342,31 @@ def _check_dry_run(values: Iterable[str]) -> None:
 
 
 @dataclass(slots=True)
+class WriteOptions:
+    """What the HTTP request said about a write, for admission steps (`Store.write_options`).
+
+    `query`: the request's query parameters (`fieldValidation`, `fieldManager`, ...);
+    `manager`: the field manager (the `fieldManager` parameter, else the User-Agent's product);
+    `operation`: `Update`, or `Apply` for server-side apply; `body`: the raw request body and
+    `content_type` its type. Steps append to `warnings`; the server sends each as a
+    `Warning: 299 - "..."` header.
+    """
+
+    query: Mapping[str, str] = field(default_factory=dict)
+    manager: str = ""
+    operation: str = "Update"
+    body: bytes = b""
+    content_type: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class AdmissionRequest:
     """What an admission step sees. It may change `object` in place or raise `StatusError`.
 
     Steps run after the store set server-owned metadata and before validation of the result is
-    committed; `old` is None on CREATE.
+    committed; `old` is None on CREATE. `options` is the HTTP request's (`WriteOptions`), or
+    None for a direct call on the store.
     """
 
     operation: Operation
@@ -356,6 +378,7 @@ class AdmissionRequest:
     user: str
     dry_run: bool
     store: Store
+    options: WriteOptions | None = None
 
 
 Admission = Callable[[AdmissionRequest], None]
@@ -522,6 +545,7 @@ class Store:
         self._subscribers: list[Subscriber] = []
         self._pending: deque[Change] = deque()
         self._notifying = False
+        self._write_options: WriteOptions | None = None
         from rxkube.fakes._defaults import builtin_admission
 
         self.admission.extend(builtin_admission())
@@ -577,6 +601,18 @@ class Store:
 
     def by_uid(self, uid: str) -> Entry | None:
         return self._by_uid.get(uid)
+
+    @contextlib.contextmanager
+    def write_options(self, options: WriteOptions) -> Iterator[WriteOptions]:
+        """Make `options` visible to admission steps for the writes inside the `with` (the
+        HTTP layer wraps each create/update/patch; the store never awaits, so the scope is
+        exactly one request's)."""
+        previous = self._write_options
+        self._write_options = options
+        try:
+            yield options
+        finally:
+            self._write_options = previous
 
     # -- change feed -----------------------------------------------------------------------
 
@@ -1116,7 +1152,14 @@ class Store:
             return Entry(res, new, current.rv)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        if _is_deleting(new) and not new["metadata"].get("finalizers"):
+        if (
+            _is_deleting(new)
+            and not new["metadata"].get("finalizers")
+            and old_meta.get("finalizers")
+        ):
+            # The last finalizer went: the object goes. (A write to an object in graceful
+            # deletion that has no finalizers, e.g. the kubelet's status of a terminating
+            # pod, leaves it in place until the grace-0 delete.)
             self._remove(res, current, new, rv)
             return Entry(res, new, rv)
         entry = Entry(res, new, rv)
@@ -1365,7 +1408,16 @@ class Store:
         dry_run: bool,
     ) -> None:
         request = AdmissionRequest(
-            operation, res, subresource, obj, old, namespace, user, dry_run, self
+            operation,
+            res,
+            subresource,
+            obj,
+            old,
+            namespace,
+            user,
+            dry_run,
+            self,
+            self._write_options,
         )
         for step in self.admission:
             step(request)

@@ -137,9 +137,16 @@ from rxkube.streams._types import (
     StatusDetails,
 )
 from rxkube.streams._version import __version__
-from rxkube.streams._watch import WatchCounters, WatchPolicy, WatchStatistics, stream_id, watch
+from rxkube.streams._watch import (
+    WatchCounters,
+    WatchPolicy,
+    WatchStatistics,
+    stream_id,
+    stream_spec,
+    watch,
+)
 
-__all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py checks
+__all__ = [
     "AlreadyExists",
     "ApiError",
     "BadRequest",
@@ -262,6 +269,7 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as tests/unit/test_exports.py chec
     "replay",
     "sample_trace_path",
     "stream_id",
+    "stream_spec",
     "to_model",
     "to_receive_channel",
     "watch",

@@ -170,7 +170,10 @@ class KubeconfigCredentials:
         loader: Any,
         *,
         wall_clock: Callable[[], _dt.datetime] | None = None,
+        loaded: Any = None,
     ) -> None:
+        """`loader` is a `kubernetes.config.kube_config.KubeConfigLoader`; `loaded`, a
+        `Configuration` it has just filled (so an exec plugin does not run twice at start)."""
         self._loader = loader
         self._wall_clock = wall_clock or (lambda: _dt.datetime.now(_dt.UTC))
         self._lock = trio.Lock()
@@ -178,7 +181,10 @@ class KubeconfigCredentials:
         self._expiry: _dt.datetime | None = None
         self.loads = 0
         """How many times the loader ran (exposed for tests and diagnostics)."""
-        self._load()
+        if loaded is None:
+            self._load()
+        else:
+            self._take(loaded)
 
     def _load(self) -> None:
         cfg: Any = Configuration()
@@ -186,6 +192,9 @@ class KubeconfigCredentials:
             self._loader.load_and_set(cfg)
         except ConfigException as exc:
             raise ConfigError(f"cannot resolve kubeconfig credentials: {exc}") from exc
+        self._take(cfg)
+
+    def _take(self, cfg: Any) -> None:
         self.loads += 1
         self._header = cfg.api_key.get("BearerToken")
         expiry = getattr(self._loader, "expiry", None)
@@ -309,7 +318,7 @@ def load_kubeconfig(
     elif user is not None and (
         user.safe_get("exec") or user.safe_get("auth-provider") or user.safe_get("username")
     ):
-        source = KubeconfigCredentials(loader, wall_clock=wall_clock)
+        source = KubeconfigCredentials(loader, wall_clock=wall_clock, loaded=cfg)
     else:
         header = cfg.api_key.get("BearerToken")
         if header:

@@ -27,13 +27,13 @@ import reactivex
 import trio
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.subject import Subject
 
 from rxkube.streams._client import KubeClient
 from rxkube.streams._codec import RawTransform, drop_managed_fields
 from rxkube.streams._events import WatchEvent
 from rxkube.streams._resources import Resource
 from rxkube.streams._store import Indexer, Store
+from rxkube.streams._trace import TraceWriter
 from rxkube.streams._watch import (
     WatchCounters,
     WatchPolicy,
@@ -41,6 +41,7 @@ from rxkube.streams._watch import (
     _Reflector,
     _Terminal,
     stream_id,
+    stream_spec,
 )
 
 __all__ = ["Informer", "InformerStatistics", "open_informer"]
@@ -63,13 +64,21 @@ class Informer:
     """A running list+watch, its store and its shared event stream. Open with
     `open_informer(...)`; see the module docstring."""
 
-    def __init__(self, resource: Resource, stream: str, store: Store) -> None:
+    def __init__(
+        self, resource: Resource, stream: str, spec: Mapping[str, str | bool], store: Store
+    ) -> None:
         self.resource = resource
         self.stream = stream
         """The watch's stream id (DESIGN section 4, "Trace format")."""
+        self.spec = spec
+        """What the watch watches, as a trace header declares it (`stream_spec`)."""
         self.store = store
         self.counters = WatchCounters()
-        self._subject: Subject[WatchEvent] = Subject()
+        # A plain tuple of observers, rebuilt on (un)subscribe: publishing is the hot path
+        # (tens of thousands of events a second), and a reactivex Subject takes two locks and
+        # copies its observer list per event. Everything runs on the trio thread.
+        self._observers: tuple[abc.ObserverBase[WatchEvent], ...] = ()
+        self._error: Exception | None = None
         self._synced = trio.Event()
         self.events: reactivex.Observable[WatchEvent] = reactivex.create(self._subscribe)
         """Hot: the live events, after a replay of the store's contents (ADDED..., SYNCED)
@@ -78,7 +87,8 @@ class Informer:
     def _publish(self, event: WatchEvent) -> None:
         if event.type == "SYNCED":
             self._synced.set()
-        self._subject.on_next(event)
+        for observer in self._observers:
+            observer.on_next(event)
         self.counters.changed()
 
     def _subscribe(
@@ -101,8 +111,21 @@ class Informer:
             observer.on_next(
                 WatchEvent("SYNCED", resource_version=self.store.resource_version, stream=stream)
             )
-        subscription = self._subject.subscribe(observer)
-        return Disposable(subscription.dispose)
+        if self._error is not None:
+            observer.on_error(self._error)
+            return Disposable()
+        self._observers = (*self._observers, observer)
+
+        def unsubscribe() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return Disposable(unsubscribe)
+
+    def _fail(self, error: Exception) -> None:
+        self._error = error
+        observers, self._observers = self._observers, ()
+        for observer in observers:
+            observer.on_error(error)
 
     @property
     def synced(self) -> bool:
@@ -142,7 +165,7 @@ class Informer:
             last_error=c.last_error,
             objects=store.objects,
             raw_bytes=store.raw_bytes,
-            subscribers=len(self._subject.observers),
+            subscribers=len(self._observers),
         )
 
     def __repr__(self) -> str:
@@ -162,17 +185,24 @@ async def open_informer(
     transform: RawTransform | None = drop_managed_fields,
     policy: WatchPolicy | None = None,
     rng: random.Random | None = None,
+    record: TraceWriter | None = None,
 ) -> AsyncIterator[Informer]:
     """Run a list+watch of `resource` into a `Store` for the duration of the block.
 
     `indexers` add store indexes (`label_indexer(...)`); `transform` rewrites each object's
     JSON before it is kept and published (default: drop `metadata.managedFields`; None keeps
-    objects as received). The other arguments are `watch()`'s.
+    objects as received). `record` tees every event, from the first list on, to a trace
+    writer whose header declares this stream (`{stream_id(...): stream_spec(...)}` of the
+    same arguments). The other arguments are `watch()`'s.
 
         async with open_informer(client, PODS, namespace="apps") as pods:
             await pods.wait_synced()
             pods.events.subscribe(on_pod_event)
             print(len(pods.store), pods.statistics().relists)
+
+    Recording an informer that is already running works too: a late subscriber gets the
+    store's contents first, so `pods.events.subscribe(writer)` starts the trace with a
+    consistent snapshot (declare `{pods.stream: pods.spec}` in the writer's header).
     """
     sid = stream_id(
         resource,
@@ -181,9 +211,23 @@ async def open_informer(
         field_selector=field_selector,
         metadata_only=metadata_only,
     )
+    spec = stream_spec(
+        resource,
+        namespace=namespace,
+        label_selector=label_selector,
+        field_selector=field_selector,
+        metadata_only=metadata_only,
+    )
+    if record is not None and sid not in record.header.streams:
+        raise ValueError(
+            f"the trace writer's header does not declare the stream {sid!r}; open it with "
+            f"streams={{{sid!r}: {spec!r}, ...}}"
+        )
     # The reflector applies the transform, so the events and the store share the same bytes.
     store = Store(transform=None, indexers=indexers)
-    informer = Informer(resource, sid, store)
+    informer = Informer(resource, sid, spec, store)
+    if record is not None:
+        informer.events.subscribe(record)
     reflector = _Reflector(
         client,
         resource,
@@ -213,5 +257,5 @@ async def _run(reflector: _Reflector, informer: Informer) -> None:
     except _Terminal as exc:
         # Nothing a retry can fix (a bad selector): subscribers hear it, and so does the
         # block's owner, from the nursery.
-        informer._subject.on_error(exc.error)
+        informer._fail(exc.error)
         raise exc.error from None

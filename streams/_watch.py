@@ -84,6 +84,7 @@ __all__ = [
     "WatchPolicy",
     "WatchStatistics",
     "stream_id",
+    "stream_spec",
     "watch",
 ]
 
@@ -248,6 +249,34 @@ def stream_id(
     return f"{sid}?{'&'.join(query)}" if query else sid
 
 
+def stream_spec(
+    resource: Resource,
+    *,
+    namespace: str | None = None,
+    label_selector: str | None = None,
+    field_selector: str | None = None,
+    metadata_only: bool = False,
+) -> dict[str, str | bool]:
+    """What one watch watches, as a trace header declares it (DESIGN section 4, "Trace
+    format"): `{"resource": "deployments.apps", "apiVersion": "apps/v1", "kind":
+    "Deployment", "namespace": "lab", "labelSelector": ..., "metadataOnly": true}` (absent
+    settings are left out). Pair it with `stream_id(...)` of the same arguments."""
+    spec: dict[str, str | bool] = {
+        "resource": resource.qualified_name,
+        "apiVersion": resource.api_version,
+        "kind": resource.kind,
+    }
+    if namespace is not None:
+        spec["namespace"] = namespace
+    if label_selector:
+        spec["labelSelector"] = label_selector
+    if field_selector:
+        spec["fieldSelector"] = field_selector
+    if metadata_only:
+        spec["metadataOnly"] = True
+    return spec
+
+
 # -- decoding lists ------------------------------------------------------------------------
 
 
@@ -390,6 +419,11 @@ class _Reflector:
                 raise _Terminal(exc) from exc
             except ServerError as exc:
                 self._failed("ServerError", exc, level=logging.WARNING)
+                if not self._need_list and _too_large_rv(exc):
+                    # The server is behind the resourceVersion we hold (e.g. another replica
+                    # after a failover): relist from the latest state (client-go does too).
+                    self._need_list = True
+                    self._rv_unavailable = True
                 await trio.sleep(max(exc.retry_after or 0.0, self._backoff.delay()))
             except ApiError as exc:
                 if exc.code in _TERMINAL_CODES:
@@ -414,10 +448,6 @@ class _Reflector:
         counters.last_error = f"{kind}: {exc}"
         counters.changed()
         log.log(level, "watch %s: %s%s", self._stream, exc, note)
-
-    def _emit(self, event: WatchEvent) -> None:
-        self._counters.events += 1
-        self._on_next(event)
 
     # -- list ------------------------------------------------------------------------------
 
@@ -546,7 +576,10 @@ class _Reflector:
                 params=params,
                 headers=headers,
             ) as response:
-                chunks = response.aiter_bytes()
+                # Undecoded reads skip a layer of httpx per chunk; a compressed body (the
+                # server may gzip when asked) goes through the decoder.
+                identity = response.headers.get("content-encoding", "identity") == "identity"
+                chunks = response.aiter_raw() if identity else response.aiter_bytes()
                 pending = b""
                 while True:
                     try:
@@ -562,7 +595,9 @@ class _Reflector:
                     lines = chunk.split(b"\n")
                     pending = lines.pop()
                     received += self._lines(lines)
-                if pending.strip():
+                # A clean end may leave a last line without its newline; a broken one leaves
+                # half a line, which is dropped (the resume replays it).
+                if broken is None and pending.strip():
                     received += self._lines([pending])
         if idle.cancelled_caught:
             self._failed(
@@ -617,6 +652,8 @@ class _Reflector:
                 raise _error_event(decoded.raw, self._resource, self._namespace)
             n += 1
         counters.resource_version = self._rv
+        if n:
+            counters.changed()  # per chunk, not per line: bookmarks wake waiters too
         return n
 
 

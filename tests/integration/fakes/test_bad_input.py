@@ -175,9 +175,9 @@ async def test_unsupported_patch_and_body_types_are_415(
     )
     assert patch.status_code == 415
     assert patch.json()["reason"] == "UnsupportedMediaType"
-    post = await client.post(
-        CMS, content=b"x", headers={"content-type": "application/vnd.kubernetes.protobuf"}
-    )
+    # Protobuf bodies are decoded for the kinds kubectl's typed `create` sends (issue 6);
+    # CBOR is off by default in kube-apiserver 1.32.
+    post = await client.post(CMS, content=b"x", headers={"content-type": "application/cbor"})
     assert post.status_code == 415
     assert snapshot(server) == before
 

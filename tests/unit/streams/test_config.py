@@ -159,8 +159,10 @@ async def test_exec_plugin_credentials_refresh_on_demand_and_on_expiry(tmp_path:
     source = tmp_path / "issued"
     source.write_text("tok-1")
     plugin = tmp_path / "plugin.sh"
+    runs_log = tmp_path / "runs"
     plugin.write_text(
         "#!/bin/sh\n"
+        f"echo run >> {runs_log}\n"
         f'echo "{{\\"apiVersion\\": \\"client.authentication.k8s.io/v1\\", '
         f'\\"kind\\": \\"ExecCredential\\", \\"status\\": {{\\"token\\": \\"$(cat {source})\\", '
         f'\\"expirationTimestamp\\": \\"2030-01-01T00:00:00Z\\"}}}}"\n'
@@ -184,6 +186,7 @@ async def test_exec_plugin_credentials_refresh_on_demand_and_on_expiry(tmp_path:
     config = load_kubeconfig(kc, wall_clock=lambda: now[0])
     creds = config.token_source
     assert isinstance(creds, KubeconfigCredentials)
+    assert runs_log.read_text().count("run") == 1  # once at load time, not twice
     assert await creds.authorization() == "Bearer tok-1"
     runs = creds.loads
 

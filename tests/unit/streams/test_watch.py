@@ -8,10 +8,12 @@ against the fake API server over loopback in tests/integration/streams/.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,7 +37,10 @@ from rxkube.streams import (
     label_indexer,
     open_client,
     open_informer,
+    open_trace,
+    open_trace_writer,
     stream_id,
+    stream_spec,
     watch,
 )
 
@@ -728,3 +733,117 @@ async def test_an_informer_with_a_bad_selector_fails_its_block(autojump_clock: C
             open_informer(client, PODS, label_selector="app in (", policy=POLICY) as informer,
         ):
             await informer.wait_synced()
+
+
+# -- recording --------------------------------------------------------------------------------
+
+
+async def test_an_informer_records_every_event_to_a_trace(
+    autojump_clock: Clock, tmp_path: Path
+) -> None:
+    api = Api(
+        lists=[listing("10", pod("a", "1"), pod("b", "2")), listing("20", pod("a", "15"))],
+        watches=[stream(line("MODIFIED", pod("a", "11")), gone())],
+    )
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    sid = stream_id(PODS, namespace="apps")
+    assert stream_spec(PODS, namespace="apps") == {
+        "resource": "pods",
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "namespace": "apps",
+    }
+    path = tmp_path / "pods.jsonl.gz"
+    async with (
+        open_client(config, transport=httpx.MockTransport(api)) as client,
+        trio.open_nursery() as nursery,
+    ):
+        scheduler = TrioScheduler(nursery)
+        with open_trace_writer(
+            path, streams={sid: stream_spec(PODS, namespace="apps")}, scheduler=scheduler
+        ) as writer:
+            async with open_informer(
+                client, PODS, namespace="apps", policy=POLICY, record=writer
+            ) as informer:
+                assert informer.spec == stream_spec(PODS, namespace="apps")
+                await informer.wait_until(lambda s: s.relists == 1)
+    with open_trace(path) as reader:
+        assert reader.header.streams == {sid: stream_spec(PODS, namespace="apps")}
+        records = [
+            (r.t, r.event.type, r.event.resource_version, r.event.final_state_unknown)
+            for r in reader
+            if isinstance(r.event, WatchEvent)
+        ]
+    assert records == [
+        (0.0, "ADDED", "1", False),
+        (0.0, "ADDED", "2", False),
+        (0.0, "SYNCED", "10", False),
+        (0.0, "MODIFIED", "11", False),
+        (0.5, "MODIFIED", "15", False),  # the relist, after the first backoff delay
+        (0.5, "DELETED", "2", True),
+        (0.5, "SYNCED", "20", False),
+    ]
+
+
+async def test_recording_needs_the_stream_declared(autojump_clock: Clock, tmp_path: Path) -> None:
+    config = KubeConfig(server="http://k8s.test", namespace="apps")
+    async with (
+        open_client(config, transport=httpx.MockTransport(Api([], []))) as client,
+        trio.open_nursery() as nursery,
+    ):
+        with (
+            open_trace_writer(
+                tmp_path / "t.jsonl", streams={"pods": {}}, scheduler=TrioScheduler(nursery)
+            ) as writer,
+            pytest.raises(ValueError, match="does not declare the stream 'pods/apps'"),
+        ):
+            async with open_informer(client, PODS, namespace="apps", record=writer):
+                pass
+
+
+async def test_a_too_large_resource_version_on_watch_relists_the_latest_state(
+    autojump_clock: Clock,
+) -> None:
+    too_large = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "Timeout: Too large resource version: 105, current: 100",
+        "reason": "Timeout",
+        "details": {"causes": [{"reason": "ResourceVersionTooLarge"}], "retryAfterSeconds": 1},
+        "code": 504,
+    }
+    api = Api(
+        lists=[listing("105", pod("a", "1")), listing("100", pod("a", "1"))],
+        watches=[stream(line("ERROR", too_large))],
+    )
+
+    async def body(run: Run) -> None:
+        await run.events.wait_for(run.events.synced(2))
+
+    run = await run_watch(api, body)
+    assert [(t, kind, p.get("resourceVersion")) for t, kind, p in api.requests[:3]] == [
+        (0.0, "list", "0"),
+        (0.0, "watch", "105"),
+        (1.0, "list", ""),  # Retry-After (1 s) over the 0.5 s backoff; then the latest state
+    ]
+    assert run.counters.statistics().errors == {"ServerError": 1}
+
+
+async def test_a_gzip_encoded_watch_is_decoded(autojump_clock: Clock) -> None:
+    body = gzip.compress(line("ADDED", pod("a", "11")) + line("DELETED", pod("a", "12")))
+    api = Api(
+        lists=[listing("10")],
+        watches=[lambda: httpx.Response(200, content=body, headers={"Content-Encoding": "gzip"})],
+    )
+
+    async def body_(run: Run) -> None:
+        await run.events.wait_for(lambda ev: len(ev) == 3)
+
+    run = await run_watch(api, body_)
+    assert run.events.summary() == [
+        ("SYNCED", "-", "10"),
+        ("ADDED", "a", "11"),
+        ("DELETED", "a", "12"),
+    ]

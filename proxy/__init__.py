@@ -30,8 +30,15 @@ Embedding (everything runs in a nursery the block owns; leaving it shuts down gr
   cookie_max_lifetime (12 h), domain, trusted_proxies, `ProxyLimits`, shutdown_grace.
 
 The proxy reaches the table only through a `TicketAuthority` (`LocalTicketAuthority` by default;
-pass `authority=` to `open_ticket_proxy` to move it, issue 10). `AppLoad` (in `LoadChanged`) has
-what an autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+pass `authority=` to `open_ticket_proxy` to move it). `AppLoad` (in `LoadChanged`) has what an
+autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+
+Several replicas (docs/reliability.md): one leads the ticket table, the others follow it over a
+small HTTP API; whoever holds the Lease tells each replica its role::
+
+    async with open_replicated_authority(keys=keys, listen=("0.0.0.0", 9091)) as authority:
+        async with open_ticket_proxy(config, authority=authority) as proxy:
+            authority.lead()                    # or: authority.follow("10.0.0.5:9091")
 """
 
 from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority

@@ -427,7 +427,10 @@ class ReplicatedTicketAuthority:
         return 0.0 if recent is None else max(0.0, now - recent[1])
 
     def _forget(self, app: str, ticket: str) -> None:
+        # With a TicketReleased the proxy unpins the ticket's connections without closing them
+        # (the count goes with the ticket), so the count here goes too.
         self._recent.pop((app, ticket), None)
+        self._open.pop((app, ticket), None)
         tickets = self._mirror.get(app)
         if tickets is not None:
             tickets.pop(ticket, None)

@@ -64,6 +64,7 @@ from rxkube.proxy._table import (
     ServerRemoved,
     ServerUpdated,
     TableEvent,
+    TicketReleased,
     Waiting,
 )
 from rxkube.proxy._upstream import (
@@ -231,6 +232,9 @@ class TicketProxy:
             self._local = LocalTicketAuthority(trio.current_time)
             authority = self._local
         self.authority: TicketAuthority = authority
+        self.pins: dict[tuple[str, str], set[_Connection]] = {}
+        """Connections pinned to each held ticket (they count as its open connections)."""
+        authority.changes.subscribe(self._on_change)
         keys = config.ticket_keys or (secrets.token_bytes(32),)
         self.signer = TicketSigner(keys, max_lifetime=config.cookie_max_lifetime)
         self.wall_clock: Callable[[], float] = config.wall_clock or time.time
@@ -365,6 +369,15 @@ class TicketProxy:
         )
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        # A released ticket's open-connection count goes with it. Its id may be issued again
+        # (its user comes back under the same id): connections pinned to the old one must not
+        # close the new one's count, so they are unpinned here, without a close.
+        if change.__class__ is TicketReleased:
+            assert isinstance(change, TicketReleased)
+            for connection in self.pins.pop((change.app, change.ticket), ()):
+                connection.pinned = None
 
     def _app(self, name: str) -> _App:
         try:
@@ -566,12 +579,22 @@ class _Connection:
 
     def release(self) -> None:
         if self.pinned is not None:
-            self.proxy.authority.connection_closed(*self.pinned)
-            self.pinned = None
+            self.unpin()
         if self.upstream is not None:
             close_socket(self.upstream)
             self.upstream = None
         close_socket(self.sock)
+
+    def unpin(self) -> None:
+        key = self.pinned
+        assert key is not None
+        self.pinned = None
+        self.proxy.authority.connection_closed(*key)
+        pinned = self.proxy.pins.get(key)
+        if pinned is not None:
+            pinned.discard(self)
+            if not pinned:
+                del self.proxy.pins[key]
 
     def close_when_idle(self) -> None:
         self.close_after = True
@@ -923,10 +946,14 @@ class _Connection:
             return
         if self.pinned != (name_str, ticket):
             if self.pinned is not None:
-                authority.connection_closed(*self.pinned)
-                self.pinned = None
+                self.unpin()
             if authority.connection_opened(name_str, ticket):
-                self.pinned = (name_str, ticket)
+                self.pinned = key = (name_str, ticket)
+                pinned = proxy.pins.get(key)
+                if pinned is None:
+                    proxy.pins[key] = {self}
+                else:
+                    pinned.add(self)
 
         # The request head for the backend.
         upstream_target = pool.path_prefix + (rest if app.config.strip_prefix else path)

@@ -29,7 +29,9 @@ from rxkube.proxy import (
     open_ticket_proxy,
 )
 from tests.integration.proxy.backend import Backend, open_backend
-from tests.integration.proxy.conftest import KEY, _start_backend, get, wait_until
+from tests.integration.proxy.conftest import KEY, _start_backend, get, read_response, wait_until
+
+__all__ = ["TRIED", "WALL", "Arena", "open_arena", "read_response"]
 
 TRIED: Counter[str] = Counter()
 WALL = 1_700_000_000.0
@@ -157,27 +159,3 @@ async def _start_killable_backend(
     nursery.start_soon(run)
     await ready.wait()
     return box[0], scope
-
-
-async def read_response(stream: trio.SocketStream, buffer: bytearray) -> tuple[int, bytes]:
-    """One Content-Length response from a keep-alive connection: (status, body)."""
-    while b"\r\n\r\n" not in buffer:
-        data = await stream.receive_some(65536)
-        if not data:
-            raise EOFError("closed before a response head")
-        buffer += data
-    end = buffer.index(b"\r\n\r\n") + 4
-    head = bytes(buffer[:end]).decode("latin-1")
-    length = 0
-    for line in head.split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    while len(buffer) < end + length:
-        data = await stream.receive_some(65536)
-        if not data:
-            raise EOFError("closed inside a response body")
-        buffer += data
-    body = bytes(buffer[end : end + length])
-    del buffer[: end + length]
-    return int(head.split(" ", 2)[1]), body

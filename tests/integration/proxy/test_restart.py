@@ -17,15 +17,23 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from rxkube.proxy import (
     AppConfig,
+    LocalTicketAuthority,
     ProxyConfig,
     ServerRef,
     ServerSpec,
     TicketIssued,
     TicketProxy,
+    TicketSigner,
     open_ticket_proxy,
 )
 from tests.integration.proxy.backend import Backend
-from tests.integration.proxy.conftest import KEY, _start_backend, wait_until
+from tests.integration.proxy.conftest import (
+    KEY,
+    _start_backend,
+    open_harness,
+    read_response,
+    wait_until,
+)
 from tests.integration.proxy.replicas import User
 
 APP = AppConfig("lab", tickets_max=1, idle_timeout=60, refresh_interval=5)
@@ -167,3 +175,38 @@ async def test_a_pod_that_filled_up_during_the_restart_gives_a_new_ticket_or_the
             assert b"expired" in reply.body
             assert "rxkube-ticket-lab" not in carol.jar  # the refusal cleared the cookie
         nursery.cancel_scope.cancel()
+
+
+async def test_a_ticket_issued_again_under_its_id_keeps_its_own_connection_count() -> None:
+    """The id is reused when its user comes back; a connection pinned to the earlier ticket
+    must not close the later one's count (else it could be idle-released while in use)."""
+    wall = 1_700_000_000.0
+    app = AppConfig("lab", tickets_max=1)
+    async with open_harness(backends=2, app=app, wall_clock=lambda: wall) as h:
+        authority = h.proxy.authority
+        assert isinstance(authority, LocalTicketAuthority)
+        table = authority.table
+        first = await trio.open_tcp_stream("127.0.0.1", h.port)
+        buffer = bytearray()
+        await first.send_all(b"GET /lab/echo HTTP/1.1\r\nHost: a\r\n\r\n")
+        status, _ = await read_response(first, buffer)
+        assert status == 200
+        ((ticket, server),) = table.tickets("lab").items()
+        assert (server.name, table.connections("lab", ticket)) == ("lab-0", 1)
+        value = TicketSigner([KEY]).sign("lab", server, ticket, issued_at=wall)  # its cookie
+        h.proxy.remove_server("lab", server)  # the pod is gone: its ticket is released
+        assert table.ticket_server("lab", ticket) is None
+        second = await trio.open_tcp_stream("127.0.0.1", h.port)
+        await second.send_all(
+            b"GET /lab/echo HTTP/1.1\r\nHost: a\r\nCookie: rxkube-ticket-lab=%s\r\n\r\n"
+            % value.encode()
+        )
+        status, body = await read_response(second, bytearray())
+        assert (status, json.loads(body)["backend"]) == (200, "b1")
+        assert table.ticket_server("lab", ticket) == ServerRef("lab-1", "uid-1")
+        assert table.connections("lab", ticket) == 1
+        await first.aclose()
+        await wait_until(lambda: h.proxy.statistics().connections == 1)
+        assert table.connections("lab", ticket) == 1  # still the second connection's
+        await second.aclose()
+        await wait_until(lambda: table.connections("lab", ticket) == 0)

@@ -876,6 +876,8 @@ async def open_replicated_authority(
     them. `heartbeat` paces the changes feed; a follower that hears nothing for three heartbeats
     reconnects. `call_timeout` bounds each call to the leader.
     """
+    if not keys:
+        raise ValueError("replicas need a shared ticket key (ProxyConfig.ticket_keys)")
     listeners = await trio.open_tcp_listeners(listen[1], host=listen[0])
     async with trio.open_nursery() as nursery:
         authority = ReplicatedTicketAuthority(

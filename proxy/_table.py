@@ -52,11 +52,11 @@ no new ones), and gone (removed: its tickets are released). Which server a new t
 ready server with room that already holds the most tickets (ties: the one added first). Packing
 users onto few servers leaves other servers idle, which is what lets an autoscaler remove them.
 
-Identities are chosen by the caller: a ticket's id is the client id that asked for it (the proxy
-uses a random token, so ids never repeat across restarts and a cookie from an older process never
-names somebody else's ticket). A request may name the server the client held before (from its
-cookie, after a proxy restart): it is re-admitted there if that server is ready and has a slot that
-no waiter holds.
+Identities are chosen by the caller: a ticket's id is the client id that asked for it. The proxy
+gives a newcomer a random token and a returning user the ticket id of its signed cookie, so an id
+always belongs to one user, and asking again under it is idempotent (across replicas too). A
+request may name the server the client held before (from its cookie, after a proxy restart): it
+is re-admitted there if that server is ready and has a slot that no waiter holds.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ async def test_slowloris_heads_get_408_within_the_head_timeout() -> None:
         assert len(results) == ATTACKERS
         for answer, took in results:
             assert answer.startswith(b"HTTP/1.1 408"), answer[:40]
-            assert 0.45 < took < 1.5
+            assert 0.45 < took < 2.5
         await wait_until(lambda: arena.proxy.statistics().connections <= 1)
         assert arena.lab_targets() == []
 
@@ -78,7 +78,7 @@ async def test_slow_bodies_are_cut_by_the_minimum_rate() -> None:
         for answer, took in results:
             assert answer.startswith(b"HTTP/1.1 408"), answer[:40]
             assert b"too slowly" in answer
-            assert took < 1.5
+            assert took < 2.5
         assert arena.lab_targets() == []  # no backend got a request it could complete
 
 
@@ -105,7 +105,7 @@ async def test_idle_connection_floods_are_closed_after_the_keepalive_timeout() -
         start = trio.current_time()
         await wait_until(lambda: arena.proxy.statistics().connections >= 300)
         await wait_until(lambda: arena.proxy.statistics().connections <= 1, limit=5)
-        assert trio.current_time() - start < 1.5
+        assert trio.current_time() - start < 3.0
         for stream in streams:
             assert await stream.receive_some(10) == b""  # closed by the proxy, nothing said
             await stream.aclose()

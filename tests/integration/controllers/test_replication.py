@@ -116,6 +116,9 @@ class Replica:
     scope: trio.CancelScope
     stopped: trio.Event
 
+    def metric(self, name: str, **labels: str) -> float | None:
+        return self.controller.registry.get_sample_value(name, labels)
+
     @property
     def url(self) -> str:
         host, port = self.controller.addresses[0]
@@ -200,6 +203,15 @@ async def test_two_replicas_share_one_ticket_table_and_hand_it_over() -> None:
             # The follower's users' activity reaches the leader's table.
             table = r1.controller.proxy.statistics().apps["lab"]
             assert (table.tickets, table.free, table.queued) == (4, 0, 3)
+            # Tickets are counted once, by the leader; the follower relays the same load.
+            issued = "rxkube_tickets_issued_total"
+            assert (r1.metric(issued, application="lab"), r2.metric(issued, application="lab")) == (
+                4.0,
+                None,
+            )
+            assert r2.metric("rxkube_app_users", application="lab") == 4.0
+            assert r1.metric("rxkube_ticket_authority_followers") == 1.0
+            assert r2.metric("rxkube_ticket_authority_synced") == 1.0
 
             # Only the leader told the cluster anything.
             await r1.wait(lambda c: c.events.statistics().created >= 2)
@@ -210,7 +222,12 @@ async def test_two_replicas_share_one_ticket_table_and_hand_it_over() -> None:
 
             # The leader leaves (a rolling update): it releases the Lease, r2 takes the table.
             await r1.stop()
+            released_at = trio.current_time()
             await r2.wait(lambda c: c.leader)
+            print(
+                f"\nhand-over (Lease released -> the other leads): "
+                f"{trio.current_time() - released_at:.2f} s"
+            )
             assert r2.controller.replication.authority.statistics().role == "leader"
             after = [await users.visit(n, r2.url) for n in names]
             assert after[:4] == first[:4]  # nobody lost their pod
@@ -219,6 +236,7 @@ async def test_two_replicas_share_one_ticket_table_and_hand_it_over() -> None:
             users.check_capacity()
             table = r2.controller.proxy.statistics().apps["lab"]
             assert (table.tickets, table.free, table.queued) == (4, 0, 3)
+            assert r2.metric("rxkube_ticket_authority_promotions_total") == 1.0
             assert lease(server)["metadata"]["annotations"][AUTHORITY_ANNOTATION] == (
                 r2.controller.replication.address
             )

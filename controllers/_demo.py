@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry
 
 from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL
 from rxkube.controllers._demo_view import TerminalView
-from rxkube.controllers._record import controller_trace_streams
+from rxkube.controllers._record import controller_trace_streams, record_controller
 from rxkube.controllers._runner import TicketController, open_ticket_controller
 from rxkube.controllers._users import UserApp, UserStatistics, plan_visits, run_users
 from rxkube.proxy import ProxyConfig
@@ -263,18 +263,6 @@ async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncI
         await _apply(client, settings.namespace, settings.apps)
         nursery = await stack.enter_async_context(trio.open_nursery())
         stack.callback(nursery.cancel_scope.cancel)
-        record = None
-        if settings.record is not None:
-            record = stack.enter_context(
-                open_trace_writer(
-                    settings.record,
-                    streams=controller_trace_streams(
-                        settings.namespace, [app.name for app in settings.apps]
-                    ),
-                    scheduler=TrioScheduler(nursery),
-                    source=f"rxkube demo (seed {settings.seed}, {settings.users} users)",
-                )
-            )
         controller = await stack.enter_async_context(
             open_ticket_controller(
                 client,
@@ -285,9 +273,20 @@ async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncI
                 instance="rxkube-demo",
                 metrics_listen=settings.metrics,
                 admin_listen=settings.admin,
-                record=record,
             )
         )
+        record = None
+        if settings.record is not None:
+            # Closed before the controller stops (the exit stack unwinds in reverse).
+            record = stack.enter_context(
+                open_trace_writer(
+                    settings.record,
+                    streams=controller_trace_streams(settings.namespace),
+                    scheduler=TrioScheduler(nursery),
+                    source=f"rxkube demo (seed {settings.seed}, {settings.users} users)",
+                )
+            )
+            stack.callback(record_controller(controller, record).dispose)
         await controller.wait_ready()
         names = {app.name for app in settings.apps}
         await controller.wait_until(

@@ -1,110 +1,91 @@
-"""What a trace of the ticket controller holds: its three watches and the proxy's demand.
+"""`rxkube demo --record`: a trace of what the ticket controller sees, written from outside it.
 
-What this module is for: DESIGN section 4, "Trace format": "a trace holds exactly what the
-pipelines saw", and demand is recorded as one stream per app so that a replay can re-create the
-users. `controller_trace_streams(namespace, apps)` is the header's `streams=` for a trace of
-`open_ticket_controller(..., record=writer)` (the runner opens its informers with `record=`,
-and feeds `demand_events` of the proxy's changes to the same writer). `demand_events` is a
-pure operator: no I/O, no clock (each change carries its time on the proxy's clock; the
-writer stamps records with its scheduler's).
+What this module is for: until the runner records by itself (issue 8's `record=` of
+`open_ticket_controller`, on h/autoscaler), the demo writes the same trace contents from the
+controller's public streams: the three informers (a late subscriber gets each store's contents
+first, then the live events: a consistent start) and the proxy's demand, in the format of
+`controllers/_demand.py` on that branch (DESIGN section 4, "Trace format"):
 
-Demand records (`StreamEvent`s on `tickets/<app>`), with `user` the client's id (a waiter's id
-becomes its ticket's id when admitted, so one user is one id from arrival to release) and
-`server` `<namespace>/<pod>`:
+- the watches' streams, with the ids and specs `open_informer(record=...)` uses;
+- `tickets/<namespace>`: one stream for every app (a header names its streams before any app is
+  known), one record per change of the ticket authority::
 
-    requested {user}                        a user without a ticket arrived
-    issued    {user, server, waited}        waited: seconds in the waiting room (0: at once)
-    queued    {user, position}              no free ticket: it waits (position 0 = next)
-    left      {user, reason}                left the queue: left, timeout, hold-expired, ...
-    released  {user, server, reason}        released, idle, server-removed, app-removed
+      issued   {app, user, server, uid, waited, resumed}
+      released {app, user, server, reason}     (released, idle, server-removed, app-removed)
+      queued   {app, user, position}
+      left     {app, user, reason}             (left, timeout, hold-expired, app-removed)
 
-Touches (each request of a holder) are not in the proxy's changes, so not recorded: a replay
-knows a ticket's life from issued to released, and its idle release from the reason.
+  `user` is the client's id (a waiter's id becomes its ticket's id when admitted) and `server`
+  the pod's name. Touches are not among the proxy's changes, so not recorded.
 
-It may import `rxkube.streams` and `rxkube.proxy`.
+`demand_events` is a pure operator (no I/O, no clock); `record_controller` subscribes a trace
+writer and is the only edge. It may import `rxkube.streams`, `rxkube.proxy` and the runner.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from reactivex import Observable, abc
+from reactivex.disposable import CompositeDisposable
 
 from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL
+from rxkube.controllers._runner import TicketController
 from rxkube.proxy import Change, TicketIssued, TicketReleased, WaiterLeft, WaiterQueued
-from rxkube.streams import DEPLOYMENTS, PODS, StreamEvent, stream_id, stream_spec
+from rxkube.streams import DEPLOYMENTS, PODS, StreamEvent, TraceWriter, stream_id, stream_spec
 
-__all__ = [
-    "controller_trace_streams",
-    "demand_events",
-    "ticket_stream",
-]
+# The demo's own machinery until the runner records: not public API of rxkube.controllers.
+__all__: list[str] = []
 
 
-def ticket_stream(app: str) -> str:
-    """The trace stream id of an app's demand: `tickets/<app>`."""
-    return f"tickets/{app}"
+def tickets_stream(namespace: str) -> str:
+    """The trace stream id of a namespace's demand: `tickets/<namespace>`."""
+    return f"tickets/{namespace}"
 
 
-def controller_watches(namespace: str) -> dict[str, dict[str, Any]]:
-    """The runner's three watches (by role) as `open_informer` arguments."""
-    return {
-        "deployment-metadata": {"resource": DEPLOYMENTS, "metadata_only": True},
-        "deployments": {"resource": DEPLOYMENTS, "label_selector": f"{OPT_IN_LABEL}=true"},
-        "pods": {"resource": PODS, "label_selector": APP_LABEL},
-    }
-
-
-def controller_trace_streams(
-    namespace: str, apps: Iterable[str] = ()
-) -> dict[str, Mapping[str, Any]]:
-    """The header `streams=` for a trace of the ticket controller watching `namespace`,
-    with demand streams for `apps` (demand of other apps is not recorded: a trace header
-    names its streams before the first record)."""
+def controller_trace_streams(namespace: str) -> dict[str, Mapping[str, Any]]:
+    """The header `streams=` for a trace of the ticket controller watching `namespace`."""
+    watches: list[dict[str, Any]] = [
+        {"resource": DEPLOYMENTS, "metadata_only": True},
+        {"resource": DEPLOYMENTS, "label_selector": f"{OPT_IN_LABEL}=true"},
+        {"resource": PODS, "label_selector": APP_LABEL},
+    ]
     streams: dict[str, Mapping[str, Any]] = {}
-    for watch in controller_watches(namespace).values():
-        arguments = {k: v for k, v in watch.items() if k != "resource"}
-        resource = watch["resource"]
-        sid = stream_id(resource, namespace=namespace, **arguments)
-        streams[sid] = stream_spec(resource, namespace=namespace, **arguments)
-    for app in sorted(apps):
-        streams[ticket_stream(app)] = {"kind": "tickets", "app": app}
+    for watch in watches:
+        resource = watch.pop("resource")
+        sid = stream_id(resource, namespace=namespace, **watch)
+        streams[sid] = stream_spec(resource, namespace=namespace, **watch)
+    streams[tickets_stream(namespace)] = {"kind": "tickets", "namespace": namespace}
     return streams
 
 
-def _records(namespace: str, change: Change) -> list[StreamEvent]:
+def _record(change: Change, stream: str) -> StreamEvent | None:
     if isinstance(change, TicketIssued):
-        stream = ticket_stream(change.app)
-        issued = StreamEvent(
-            stream,
-            "issued",
-            {
-                "user": change.ticket,
-                "server": f"{namespace}/{change.server.name}",
-                "waited": round(change.waited, 6),
-            },
-        )
-        if change.waited == 0 and not change.resumed:
-            return [StreamEvent(stream, "requested", {"user": change.ticket}), issued]
-        return [issued]
-    if isinstance(change, WaiterQueued):
-        stream = ticket_stream(change.app)
-        return [
-            StreamEvent(stream, "requested", {"user": change.client}),
-            StreamEvent(stream, "queued", {"user": change.client, "position": change.position}),
-        ]
-    if isinstance(change, WaiterLeft):
-        data = {"user": change.client, "reason": change.reason}
-        return [StreamEvent(ticket_stream(change.app), "left", data)]
+        data: dict[str, Any] = {
+            "app": change.app,
+            "user": change.ticket,
+            "server": change.server.name,
+            "uid": change.server.uid,
+            "waited": round(change.waited, 6),
+            "resumed": change.resumed,
+        }
+        return StreamEvent(stream, "issued", data)
     if isinstance(change, TicketReleased):
         data = {
+            "app": change.app,
             "user": change.ticket,
-            "server": f"{namespace}/{change.server.name}",
+            "server": change.server.name,
             "reason": change.reason,
         }
-        return [StreamEvent(ticket_stream(change.app), "released", data)]
-    return []
+        return StreamEvent(stream, "released", data)
+    if isinstance(change, WaiterQueued):
+        data = {"app": change.app, "user": change.client, "position": change.position}
+        return StreamEvent(stream, "queued", data)
+    if isinstance(change, WaiterLeft):
+        data = {"app": change.app, "user": change.client, "reason": change.reason}
+        return StreamEvent(stream, "left", data)
+    return None
 
 
 def demand_events(namespace: str) -> Callable[[Observable[Change]], Observable[StreamEvent]]:
@@ -112,16 +93,18 @@ def demand_events(namespace: str) -> Callable[[Observable[Change]], Observable[S
 
     ::
 
-        changes:  --Issued(a, waited 0)--Queued(b, 0)------Issued(b, waited 4)--Released(a)--|
-        demand:   --requested(a),issued(a)--requested(b),queued(b)--issued(b)--released(a)--|
+        changes:  --Issued(a)--Load--Queued(b)--Released(a, idle)--Issued(b, waited 4)--|
+        demand:   --issued(a)--------queued(b)--released(a)---------issued(b)------------|
     """
+    stream = tickets_stream(namespace)
 
     def operator(source: Observable[Change]) -> Observable[StreamEvent]:
         def subscribe(
             observer: abc.ObserverBase[StreamEvent], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             def on_next(change: Change) -> None:
-                for record in _records(namespace, change):
+                record = _record(change, stream)
+                if record is not None:
                     observer.on_next(record)
 
             return source.subscribe(
@@ -131,3 +114,13 @@ def demand_events(namespace: str) -> Callable[[Observable[Change]], Observable[S
         return Observable(subscribe)
 
     return operator
+
+
+def record_controller(controller: TicketController, writer: TraceWriter) -> abc.DisposableBase:
+    """Write the controller's watches and demand to `writer` (opened with
+    `streams=controller_trace_streams(controller.namespace)`); dispose the result to stop."""
+    informers = controller.informers
+    return CompositeDisposable(
+        *(informers[role].events.subscribe(writer.write) for role in sorted(informers)),
+        controller.proxy.changes.pipe(demand_events(controller.namespace)).subscribe(writer.write),
+    )

@@ -71,7 +71,7 @@ from rxkube.controllers._metrics import AppMetrics
 from rxkube.controllers._pipeline import ticket_pipeline
 from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
 from rxkube.controllers._pods import PodProblem, PodUpdate
-from rxkube.controllers._record import demand_events
+from rxkube.controllers._replication import Replication, open_replication
 from rxkube.controllers._status import StatusBoard, StatusSnapshot
 from rxkube.proxy import (
     Change,
@@ -95,13 +95,10 @@ from rxkube.streams import (
     LeasePolicy,
     ObjectReference,
     PostEvent,
-    StreamEvent,
-    TraceWriter,
     TrioScheduler,
     WatchPolicy,
     open_event_sink,
     open_informer,
-    open_leader_election,
 )
 
 __all__ = [
@@ -273,6 +270,7 @@ class TicketController:
         domain: str | None,
         port_retry: float,
         election: LeaderElection | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.namespace = namespace
         self.proxy = proxy
@@ -286,6 +284,8 @@ class TicketController:
         self.domain = domain
         self.election = election
         """The leader election this replica takes part in (None: none, it leads alone)."""
+        self.replication = replication
+        """The replicated ticket authority and its role (with leader election), else None."""
         self._applier = _Applier(self, port_retry)
         self._ready = trio.Event()
         self._draining = False
@@ -374,6 +374,8 @@ class TicketController:
             return False, "draining"
         if not self._ready.is_set():
             waiting = [role for role, i in self.informers.items() if not i.synced]
+            if self.replication is not None and not self.replication.authority.statistics().synced:
+                waiting.append("the ticket table's leader")
             return False, "waiting for " + (", ".join(waiting) or "the first state to apply")
         return True, "ready"
 
@@ -550,7 +552,8 @@ class TicketController:
                 self.metrics.set_load(
                     load.app, users=load.tickets, free_tickets=load.free, waiting=load.queued
                 )
-        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps:
+        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps and self.leader:
+            # Followers relay the leader's changes: counted once, by the leader.
             self.metrics.ticket_issued(change.app, waited=change.waited)
 
     def _port_unavailable(self, desired: ProxyApp, port: int, error: OSError) -> None:
@@ -580,30 +583,14 @@ class TicketController:
         for informer in self.informers.values():
             await informer.wait_synced()
         await self._applier.wait_idle()
+        if self.replication is not None:
+            await self.replication.authority.wait_synced()
         self._ready.set()
+        self._touch()
         log.info(
             "ready",
             extra=fields(namespace=self.namespace, apps=len(self._applier.applied)),
         )
-
-
-def _record_demand(
-    changes: Observable[Change], record: TraceWriter, namespace: str
-) -> DisposableBase:
-    declared = record.header.streams
-    skipped: set[str] = set()
-
-    def write(event: StreamEvent) -> None:
-        if event.stream in declared:
-            record.write(event)
-        elif event.stream not in skipped:
-            skipped.add(event.stream)
-            log.warning(
-                "demand not recorded: the trace header does not declare this app's stream",
-                extra=fields(stream=event.stream),
-            )
-
-    return changes.pipe(demand_events(namespace)).subscribe(write)
 
 
 def _deployment_ref(spec: AppSpec) -> DeploymentRef:
@@ -708,9 +695,10 @@ async def open_ticket_controller(
     instance: str = "",
     leader_election: LeasePolicy | None = None,
     lease_name: str = "rxkube",
+    authority_listen: tuple[str, int] | None = None,
+    authority_host: str | None = None,
     metrics_listen: tuple[str, int] | None = None,
     admin_listen: tuple[str, int] | None = None,
-    record: TraceWriter | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
     port_retry: float = 30.0,
@@ -739,12 +727,14 @@ async def open_ticket_controller(
       `instance` (required then); only the leader posts Events (issue 8's autoscaler reads
       `controller.leader` too). Every replica serves users either way. None: no election,
       this replica counts as the leader.
+    - `authority_listen`, `authority_host` (with `leader_election`): the replicas share one
+      ticket table, led by the Lease holder (rxkube.controllers._replication); its API listens
+      on `authority_listen` (default: the first listener's host, a free port) and the others
+      reach it at `authority_host` (default: that host; the pod IP in a cluster). Needs
+      `proxy_config.ticket_keys`. Readiness waits for the leader's table too.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
     - `admin_listen`: serve the status page there (`/`, `/status.json`, `/status/events`;
       None: no listener). `controller.status()` gives the same content in-process.
-    - `record`: write what the pipelines see to this trace: the three watches from their
-      first list on, and the proxy's demand per app (`tickets/<app>`, for the apps the
-      header declares). Open it with `streams=controller_trace_streams(namespace, apps)`.
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
     - `watch_policy`: the watches' timings (tests shorten them).
@@ -770,7 +760,6 @@ async def open_ticket_controller(
                             metadata_only=True,
                             policy=policy,
                             rng=rng,
-                            record=record,
                         )
                     ),
                     "deployments": await stack.enter_async_context(
@@ -781,7 +770,6 @@ async def open_ticket_controller(
                             label_selector=f"{OPT_IN_LABEL}=true",
                             policy=policy,
                             rng=rng,
-                            record=record,
                         )
                     ),
                     "pods": await stack.enter_async_context(
@@ -792,7 +780,6 @@ async def open_ticket_controller(
                             label_selector=APP_LABEL,
                             policy=policy,
                             rng=rng,
-                            record=record,
                         )
                     ),
                 }
@@ -805,21 +792,32 @@ async def open_ticket_controller(
                         )
                     )
                 )
-                election = None
+                election = replication = None
                 if leader_election is not None:
                     if not instance:
                         raise ValueError("leader election needs an instance name (the pod's)")
-                    election = await stack.enter_async_context(
-                        open_leader_election(
+                    replication = await stack.enter_async_context(
+                        open_replication(
                             client,
                             namespace=namespace,
-                            name=lease_name,
+                            lease_name=lease_name,
                             identity=instance,
                             policy=leader_election,
+                            keys=config.ticket_keys,
+                            listen=authority_listen or (listen[0][0], 0),
+                            advertise_host=authority_host,
+                            registry=registry,
                             rng=rng,
                         )
                     )
-                proxy = await stack.enter_async_context(open_ticket_proxy(config, listen=listen))
+                    election = replication.election
+                proxy = await stack.enter_async_context(
+                    open_ticket_proxy(
+                        config,
+                        listen=listen,
+                        authority=None if replication is None else replication.authority,
+                    )
+                )
                 metrics = AppMetrics(registry)
                 controller = TicketController(
                     namespace=namespace,
@@ -834,6 +832,7 @@ async def open_ticket_controller(
                     domain=config.domain,
                     port_retry=port_retry,
                     election=election,
+                    replication=replication,
                 )
                 stack.callback(
                     controller.board.attach(
@@ -843,8 +842,6 @@ async def open_ticket_controller(
                         event_outcomes=sink.outcomes,
                     ).dispose
                 )
-                if record is not None:
-                    stack.callback(_record_demand(proxy.changes, record, namespace).dispose)
                 collector = _ControllerCollector(controller)
                 registry.register(collector)
                 stack.callback(registry.unregister, collector)

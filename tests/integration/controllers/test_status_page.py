@@ -13,7 +13,7 @@ import httpx
 import orjson
 import trio
 
-from rxkube.controllers import controller_trace_streams
+from rxkube.controllers._record import controller_trace_streams, record_controller
 from rxkube.streams import StreamEvent, TrioScheduler, WatchEvent, load_trace, open_trace_writer
 from tests.integration.controllers.conftest import (
     LIMIT,
@@ -108,42 +108,35 @@ async def test_the_status_page_shows_apps_servers_users_queue_and_problems() -> 
 
 async def test_record_writes_the_watches_and_the_demand(tmp_path: Path) -> None:
     path = tmp_path / "trace.jsonl.gz"
-    async with trio.open_nursery() as nursery:
+    async with trio.open_nursery() as nursery, open_cluster() as c:
         with open_trace_writer(
             path,
-            streams=controller_trace_streams("lab", ["lab"]),
+            streams=controller_trace_streams("lab"),
             scheduler=TrioScheduler(nursery),
             source="test",
         ) as writer:
-            async with open_cluster(record=writer) as c:
-                c.apply(deployment("lab", tickets_max="1"))
-                c.apply(deployment("other", tickets_max="1"))
-                await c.add_pod("lab", "lab-1")
-                await c.add_pod("other", "other-1")
-                await c.wait(lambda s: {"lab", "other"} <= set(s.apps))
-                await c.wait(lambda s: s.apps["lab"].ready_servers == 1)
-                await c.wait(lambda s: s.apps["other"].ready_servers == 1)
-                assert (await User().get(c.url + "/lab/echo")).status == 200
-                assert (await User().get(c.url + "/lab/")).status == 503
-                # Demand of an app the header does not name is not recorded (and no error).
-                assert (await User().get(c.url + "/other/echo")).status == 200
+            recording = record_controller(c.controller, writer)
+            c.apply(deployment("lab", tickets_max="1"))
+            await c.add_pod("lab", "lab-1")
+            await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
+            assert (await User().get(c.url + "/lab/echo")).status == 200
+            assert (await User().get(c.url + "/lab/")).status == 503
+            recording.dispose()
     trace = load_trace(path)
-    assert set(trace.header.streams) == set(controller_trace_streams("lab", ["lab"]))
+    assert set(trace.header.streams) == set(controller_trace_streams("lab"))
     streams = {record.event.stream for record in trace.records}
     assert streams == set(trace.header.streams)
     demand = [
-        (e.type, dict(e.data))
+        (e.type, e.data["app"], e.data.get("server"))
         for e in (r.event for r in trace.records)
         if isinstance(e, StreamEvent)
     ]
-    types = [t for t, _ in demand]
-    assert types == ["requested", "issued", "requested", "queued"]
-    assert demand[1][1]["server"] == "lab/lab-1"
-    pods = [
+    assert demand == [("issued", "lab", "lab-1"), ("queued", "lab", None)]
+    pods = {
         e.meta.name
         for e in (r.event for r in trace.records)
         if isinstance(e, WatchEvent) and e.stream.startswith("pods/") and e.type == "ADDED"
-    ]
-    assert sorted(set(pods)) == ["lab-1", "other-1"]
+    }
+    assert pods == {"lab-1"}
     times = [r.t for r in trace.records]
     assert times == sorted(times)

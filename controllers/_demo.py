@@ -322,6 +322,22 @@ async def _show(
         await trio.sleep(demo.settings.refresh)
 
 
+def _summary(demo: Demo, users: UserStatistics | None, elapsed: float) -> str:
+    """One closing line: how long, what the users got, what the autoscaler did."""
+    status = demo.controller.status()
+    text = f"summary: ran {elapsed:.0f} s; "
+    if users is not None:
+        text += (
+            f"{users.arrived} users, {users.admitted} got a ticket "
+            f"({users.admitted_after_waiting} after waiting), {users.gave_up} gave up waiting, "
+            f"{users.errors} errors; "
+        )
+    text += f"autoscaled pods: {status.scale_ups} created, {status.scale_downs} removed"
+    if demo.record is not None:
+        text += f"; trace: {demo.record.records} records in {demo.settings.record}"
+    return text
+
+
 def _urls(demo: Demo, out: TextIO) -> None:
     settings = demo.settings
     kubeconfig = demo.cluster.kubeconfig_path
@@ -358,6 +374,7 @@ async def run_demo(
     tty = out.isatty() if tty is None else tty
     stopped: list[int] = []
     users: UserStatistics | None = UserStatistics() if settings.users else None
+    summary: list[str] = []
     async with trio.open_nursery() as outer:
         await outer.start(_stop_on_signal, stopped, outer.cancel_scope)
         async with open_demo(settings, open_cluster) as demo:
@@ -392,7 +409,9 @@ async def run_demo(
                     final=True,
                 )
                 view.close()
+                summary.append(_summary(demo, users, trio.current_time() - started))
         outer.cancel_scope.cancel()
+    out.writelines(line + "\n" for line in summary)
     if stopped:
         out.write(f"rxkube demo: stopped ({signal.Signals(stopped[0]).name})\n")
     else:

@@ -127,6 +127,7 @@ async def test_the_demo_serves_through_the_proxy_and_ends_by_itself(tmp_path: Pa
     assert "Traceback" not in err
     assert demo.out.rstrip().endswith("rxkube demo: done")
     assert re.search(r"^\[\d:\d\d\] users: 4 arrived, .* 0 errors$", demo.out, re.M), demo.out
+    assert re.search(r"^summary: ran 1\d s; 4 users, \d got a ticket", demo.out, re.M), demo.out
     assert_nothing_left(demo.process)
     assert not kubeconfig.exists() or kubeconfig.stat().st_size > 0
     records = load_trace(trace)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -440,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     run.set_defaults(handler=_run_cmd.run_controller)
+    # Descriptions are prose: wrap them (the raw formatter keeps the epilogs' examples as is).
+    for command in (parser, *commands.choices.values()):
+        if command.description:
+            command.description = textwrap.fill(command.description, 80)
     return parser
 
 

@@ -40,11 +40,14 @@ def _clock(seconds: float) -> str:
 
 
 def _pods(app: AppBoard) -> str:
-    ready = sum(1 for s in app.servers if s.ready and s.phase != "Terminating")
-    scaled = sum(1 for s in app.servers if s.autoscaled and s.phase != "Terminating")
-    text = f"{ready}/{len(app.servers)} ready"
+    live = [s for s in app.servers if s.phase != "Terminating"]
+    ready = sum(1 for s in live if s.ready)
+    scaled = sum(1 for s in live if s.autoscaled)
+    text = f"{ready}/{len(live)} ready"
     if scaled:
         text += f", {scaled} autoscaled"
+    if len(live) < len(app.servers):
+        text += f", {len(app.servers) - len(live)} terminating"
     return text
 
 

@@ -15,7 +15,7 @@ cookie across requests, and does what the pages ask a person's browser to do:
   every couple of seconds.
 - Leaving closes its connections; the proxy releases the ticket after the app's idle timeout.
 
-With a duration the visits fit in it: arrivals in the first 35 %, every visit over by 70 %, so
+With a duration the visits fit in it: arrivals in the first 30 %, every visit over by 60 %, so
 tickets are released and autoscaled pods can cool down before the end. Without one, users come
 back again and again (a pause between visits), until cancelled.
 
@@ -103,8 +103,8 @@ def plan_visits(
     if duration is not None:
         visits = []
         for user in range(users):
-            arrive = rng.uniform(0.0, 0.35 * duration)
-            stay = rng.uniform(0.2 * duration, 0.7 * duration - arrive)
+            arrive = rng.uniform(0.0, 0.3 * duration)
+            stay = rng.uniform(0.2 * duration, 0.6 * duration - arrive)
             app = rng.choices(apps, weights)[0]
             visits.append(Visit(user, app, round(arrive, 3), round(stay, 3)))
         yield from sorted(visits, key=lambda v: (v.arrive, v.user))

@@ -8,6 +8,7 @@ Ctrl-C (exit 130), leaving no process behind.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ import httpx
 import pytest
 import trio
 
+from rxkube.controllers import open_ticket_controller
 from rxkube.streams import StreamEvent, load_trace
 
 STARTUP = 45.0
@@ -173,4 +175,51 @@ async def test_a_port_in_use_is_one_line_and_nothing_is_left() -> None:
     err = (await demo.process.stderr.receive_some(65536)).decode()
     assert code == 1
     assert err == f"rxkube demo: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert_nothing_left(demo.process)
+
+
+AUTOSCALER = "autoscaling" in inspect.signature(open_ticket_controller).parameters
+"""Whether the runner scales (issue 8's wiring, on h/autoscaler until it lands)."""
+
+
+@pytest.mark.skipif(
+    not AUTOSCALER, reason="the autoscaler is not wired into open_ticket_controller yet (issue 8)"
+)
+async def test_users_arriving_then_leaving_scale_pods_up_then_down() -> None:
+    # The short version of bench/demo_autoscaling.py (30 users, 60 s): 8 users in 12 s.
+    demo = await start_demo(
+        "--duration=12",
+        "--users=8",
+        "--seed=2",
+        "--pod-start-delay=0.5",
+        "--cooldown=1",
+        "--idle-timeout=1",
+    )
+    try:
+        await demo.read_urls()
+        with trio.fail_after(12 + 20):
+            await demo.read_rest()
+            code = await demo.process.wait()
+    finally:
+        await stop(demo.process)
+    assert code == 0, demo.out
+    ups = re.findall(
+        r"^\[(\d:\d\d)\] scale-up +(\w+): autoscaled pod (\S+) created$", demo.out, re.M
+    )
+    downs = re.findall(
+        r"^\[(\d:\d\d)\] scale-down +(\w+): autoscaled pod (\S+) (?:terminating|deleted)$",
+        demo.out,
+        re.M,
+    )
+    assert ups, demo.out
+    assert {pod for _, _, pod in downs} == {pod for _, _, pod in ups}, demo.out  # all went
+    summary = re.search(
+        r"^summary: .* autoscaled pods: (\d+) created, (\d+) removed", demo.out, re.M
+    )
+    assert summary is not None, demo.out
+    assert int(summary.group(1)) == len(ups) == int(summary.group(2))
+    # At the end every app is back to its Deployment's one pod.
+    finals = re.findall(r"^\[0:1\d\] app (\w+): pods (.*?); users", demo.out, re.M)
+    last = dict(finals)
+    assert last == {"chat": "1/1 ready", "notebook": "1/1 ready"}, demo.out
     assert_nothing_left(demo.process)

@@ -30,9 +30,9 @@ def test_the_plan_is_the_same_for_a_seed_and_fits_in_the_duration() -> None:
     assert sorted(v.user for v in first) == list(range(30))
     assert [v.arrive for v in first] == sorted(v.arrive for v in first)
     for visit in first:
-        assert 0.0 <= visit.arrive <= 0.35 * 60.0
+        assert 0.0 <= visit.arrive <= 0.3 * 60.0
         assert visit.stay >= 0.2 * 60.0 - 1e-9
-        assert visit.arrive + visit.stay <= 0.7 * 60.0 + 1e-3
+        assert visit.arrive + visit.stay <= 0.6 * 60.0 + 1e-3
     assert {v.app.name for v in first} == {"notebook", "chat"}
 
 

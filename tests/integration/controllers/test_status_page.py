@@ -53,7 +53,7 @@ async def test_the_status_page_shows_apps_servers_users_queue_and_problems() -> 
         assert c.controller.admin_address is not None
         host, port = c.controller.admin_address
         base = f"http://{host}:{port}"
-        c.apply(deployment("lab", tickets_max="1"))
+        c.apply(deployment("lab", tickets_max="1", pods_max="0"))
         await c.add_pod("lab", "lab-1")
         await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
 
@@ -116,7 +116,7 @@ async def test_record_writes_the_watches_and_the_demand(tmp_path: Path) -> None:
             source="test",
         ) as writer:
             recording = record_controller(c.controller, writer)
-            c.apply(deployment("lab", tickets_max="1"))
+            c.apply(deployment("lab", tickets_max="1", pods_max="0"))
             await c.add_pod("lab", "lab-1")
             await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
             assert (await User().get(c.url + "/lab/echo")).status == 200

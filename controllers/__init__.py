@@ -53,8 +53,45 @@ from rxkube.controllers._bridge import (
 from rxkube.controllers._cli import (
     main,
 )
+from rxkube.controllers._deployments import (
+    join_deployments,
+)
+from rxkube.controllers._endpoints import (
+    serve_endpoints,
+)
+from rxkube.controllers._logs import (
+    LogFormat,
+    configure_logging,
+    fields,
+)
 from rxkube.controllers._metrics import (
     AppMetrics,
+)
+from rxkube.controllers._notices import (
+    Reportable,
+    event_commands,
+    to_event,
+)
+from rxkube.controllers._pipeline import (
+    TicketPipeline,
+    ticket_pipeline,
+)
+from rxkube.controllers._plan import (
+    AppNotice,
+    DrainExpired,
+    PlanInput,
+    PlanOutput,
+    ProxyApp,
+    ServePlan,
+    app_config,
+    serve_plan,
+)
+from rxkube.controllers._pods import (
+    PodProblem,
+    PodUpdate,
+    ServerList,
+    pod_servers,
+    servers_by_app,
 )
 from rxkube.controllers._reconcile import (
     AUTOSCALED_LABEL,
@@ -71,6 +108,12 @@ from rxkube.controllers._reconcile import (
     reconcile,
     seeded_suffixes,
 )
+from rxkube.controllers._runner import (
+    AppStatus,
+    ControllerStatistics,
+    TicketController,
+    open_ticket_controller,
+)
 
 __all__ = [
     "ANNOTATIONS",
@@ -80,8 +123,10 @@ __all__ = [
     "AppChanged",
     "AppEffect",
     "AppMetrics",
+    "AppNotice",
     "AppServed",
     "AppSpec",
+    "AppStatus",
     "AppWithdrawn",
     "AppsState",
     "AutoscaleStep",
@@ -89,38 +134,63 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "ConfigResolved",
+    "ControllerStatistics",
     "CreatePod",
     "DeletePod",
     "DeleteReason",
     "DeploymentRef",
+    "DrainExpired",
     "K8STICKET_SCALED_LABEL",
     "KeepReason",
     "LoadSummary",
+    "LogFormat",
     "OPT_IN_LABEL",
     "ParserDefaults",
+    "PlanInput",
+    "PlanOutput",
     "PodCommand",
+    "PodProblem",
     "PodTarget",
     "PodToDelete",
     "PodToKeep",
+    "PodUpdate",
+    "ProxyApp",
     "ReconcileState",
+    "Reportable",
     "RoutingMode",
     "ScaleDecision",
+    "ServePlan",
+    "ServerList",
     "ServerLoad",
     "TEMPLATE_HASH_LABEL",
+    "TicketController",
+    "TicketPipeline",
+    "app_config",
     "app_effects",
     "apply_deployment_event",
     "autoscale",
     "autoscaled_pods",
     "command_failed",
+    "configure_logging",
     "decide",
+    "event_commands",
+    "fields",
     "is_app",
+    "join_deployments",
     "load_summary",
     "main",
+    "open_ticket_controller",
     "parse_app_spec",
     "parse_pod_target",
+    "pod_servers",
     "reconcile",
     "seeded_suffixes",
+    "serve_endpoints",
+    "serve_plan",
+    "servers_by_app",
     "table_settings",
     "template_hash",
+    "ticket_pipeline",
+    "to_event",
     "track_idle",
 ]

@@ -80,9 +80,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
-    from rxkube.fakes import run_fake_apiserver
+    from rxkube.fakes import SimSettings, run_fake_apiserver
 
     listen: ListenAddress = args.listen
+    simulate: bool | SimSettings = False
+    if not args.no_simulation:
+        try:
+            simulate = SimSettings(
+                nodes=tuple(f"node-{i}" for i in range(1, args.nodes + 1)),
+                schedule_delay=args.schedule_delay,
+                start_delay=args.start_delay,
+                ready_delay=args.ready_delay,
+                crash_backoff=args.crash_backoff,
+            )
+        except ValueError as error:
+            raise CommandError(str(error)) from None
     try:
         return run_fake_apiserver(
             listen.host,
@@ -90,6 +102,7 @@ def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
             kubeconfig_out=args.kubeconfig_out,
             auth=args.auth,
             rbac=args.rbac,
+            simulate=simulate,
         )
     except OSError as error:
         raise CommandError(f"cannot listen on {listen}: {error.strerror or error}") from None
@@ -141,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--kubeconfig-out", metavar="PATH", help="also write the kubeconfig here")
     fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
     fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
+    fake.add_argument(
+        "--no-simulation",
+        action="store_true",
+        help="store objects only: no controllers, nodes, kubelet, pod backends, logs or exec",
+    )
+    fake.add_argument("--nodes", type=int, default=1, metavar="N", help="simulated nodes (1)")
+    fake.add_argument(
+        "--schedule-delay", type=float, default=0.05, metavar="S", help="seconds (0.05)"
+    )
+    fake.add_argument(
+        "--start-delay", type=float, default=0.5, metavar="S", help="container start (0.5)"
+    )
+    fake.add_argument("--ready-delay", type=float, default=0.2, metavar="S", help="(0.2)")
+    fake.add_argument(
+        "--crash-backoff", type=float, default=10.0, metavar="S", help="restart back-off (10)"
+    )
     fake.set_defaults(handler=_cmd_fake_apiserver)
     from rxkube.controllers import _proxy_cmd
 
@@ -181,6 +210,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proxy.add_argument("--shutdown-grace", type=float, default=10.0, help="seconds (10)")
     proxy.set_defaults(handler=_proxy_cmd.run_proxy)
+    from rxkube.controllers import _run_cmd
+
+    run = commands.add_parser(
+        "run",
+        help="serve a namespace's annotated Deployments through the ticket proxy",
+        description=(
+            "Watch a namespace's Deployments labelled ipb-halle.de/k8sticket=true and serve "
+            "them to users through the ticket proxy (k8sTicket's annotations are accepted "
+            "unchanged). Runs until SIGINT or SIGTERM, then drains."
+        ),
+        epilog=(
+            "examples:\n"
+            "  rxkube run --namespace lab --listen 127.0.0.1:8080 --metrics 127.0.0.1:9090\n"
+            "  rxkube run --namespace=$(POD_NAMESPACE) --listen=0.0.0.0:8080 "
+            "--metrics=0.0.0.0:9090 \\\n"
+            "      --ticket-key-file=/var/run/rxkube/ticket-key/key --drain-deadline=45s\n"
+            "\n"
+            "The metrics listener serves /metrics, /healthz (alive) and /readyz (200 once the\n"
+            "watches have listed and that state is served; 503 while draining)."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--namespace", help="namespace to watch (default: the context's)")
+    run.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: as kubectl)")
+    run.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    run.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=ListenAddress("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="the proxy's shared listener (default 127.0.0.1:8080)",
+    )
+    run.add_argument(
+        "--app-listen-host",
+        metavar="HOST",
+        help="where apps' own ports (deployment.port) listen (default: the --listen host)",
+    )
+    run.add_argument(
+        "--metrics",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="serve /metrics, /healthz and /readyz here (default: off)",
+    )
+    run.add_argument("--domain", help="host routing serves <app>.<domain>")
+    run.add_argument(
+        "--ticket-key-file",
+        metavar="PATH",
+        help="HMAC keys, one per line, first signs; re-read when it changes "
+        "(else $RXKUBE_TICKET_KEY, else a random key)",
+    )
+    run.add_argument(
+        "--drain-deadline",
+        type=_run_cmd.parse_duration,
+        default=30.0,
+        metavar="DURATION",
+        help="on SIGTERM, how long open requests may finish, e.g. 45s (default 30s)",
+    )
+    run.add_argument(
+        "--leader-election",
+        action="store_true",
+        help="elect a leader among the replicas (a Lease); all serve, only it posts Events",
+    )
+    run.add_argument(
+        "--lease-name",
+        default="rxkube",
+        metavar="NAME",
+        help="the Lease used with --leader-election (default rxkube)",
+    )
+    run.add_argument("--instance", help="name in Events' source (default: $POD_NAME or host)")
+    run.add_argument("--log-format", choices=["text", "json"], default="text")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
+    run.set_defaults(handler=_run_cmd.run_controller)
     return parser
 
 

@@ -44,7 +44,27 @@ In virtual time, with no sockets (trio's MockClock; an httpx transport on the sa
     async with httpx.AsyncClient(transport=ApiTransport(api), base_url="http://fake") as http:
         ...   # the same API; api.faults works too (httpx timeouts do not: use trio.fail_after)
 
-From a shell: `rxkube fake-apiserver --listen 127.0.0.1:8080 [--kubeconfig-out PATH]`.
+From a shell: `rxkube fake-apiserver --listen 127.0.0.1:8080 [--kubeconfig-out PATH]` (with
+the simulated cluster below; `--no-simulation` for objects only).
+
+A simulated cluster in the server (`simulate=True`, or `SimSettings` for delays and choices):
+Deployments roll out to ReplicaSets and Pods; a scheduler, nodes and a kubelet move pods to
+Running and Ready; every container is a real HTTP/WebSocket echo backend on its container
+ports at `status.podIP` (its own 127.x.y.z on Linux; see `pod_address`); `pods/log` and
+`pods/exec` (WebSocket v5/v4) work for kubectl and the official client::
+
+    async with open_fake_apiserver(simulate=SimSettings(start_delay=0.05)) as server:
+        sim = server.simulation
+        await sim.wait_until(lambda store: ...)         # re-checked after every change
+        host, port = sim.address("default", pod_name, 8080)   # the pod's backend
+        await sim.exec("default", pod_name, ["sh", "-c", "ls /tmp"])   # -> ExecResult
+        sim.log("default", pod_name).write("a line for kubectl logs\n")
+        sim.container("default", pod_name).fs.write_file("/data/x", b"...")
+
+Failures on request, by pod annotation (`SimAnnotations`): `sim.rxkube.io/never-ready`,
+`crash-after` + `exit-code`, `start-delay`, `ready-delay`, `image-pull-error`,
+`unschedulable`, `ignore-sigterm`. Without sockets, in virtual time (trio's MockClock), run
+`open_simulation(store, SimSettings(backends=False))` on a `Store`.
 
 Reach the store directly (same semantics as over HTTP, no I/O, in the server's thread)::
 
@@ -76,9 +96,12 @@ Inject faults (each `inject` returns a `FaultRule`; `times=None` means every mat
 """
 
 from rxkube.fakes._api import ApiServer, RequestContext
+from rxkube.fakes._backends import pod_address
 from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._faults import Fault, FaultRule, Faults
 from rxkube.fakes._http import AbortConnection, Request, Response, StreamResponse, Upgrade
+from rxkube.fakes._kubelet import SimAnnotations, SimContainer
+from rxkube.fakes._logs import ContainerLog
 from rxkube.fakes._patch import PatchRequest, PatchTypes
 from rxkube.fakes._rbac import UserInfo
 from rxkube.fakes._resources import Registry, ResourceType, Subresource, builtin_resources
@@ -91,6 +114,9 @@ from rxkube.fakes._server import (
     open_fake_apiserver,
     run_fake_apiserver,
 )
+from rxkube.fakes._sim import SimSettings, Simulation, open_simulation
+from rxkube.fakes._sim_fs import ContainerFS, FsError
+from rxkube.fakes._sim_shell import ExecResult
 from rxkube.fakes._store import (
     AdmissionRequest,
     Change,
@@ -109,13 +135,17 @@ __all__ = [
     "ApiServer",
     "ApiTransport",
     "Change",
+    "ContainerFS",
+    "ContainerLog",
     "DeleteOptions",
     "Entry",
+    "ExecResult",
     "FakeApiServer",
     "Fault",
     "FaultRule",
     "Faults",
     "FieldSelector",
+    "FsError",
     "LabelSelector",
     "ListResult",
     "PatchRequest",
@@ -125,6 +155,10 @@ __all__ = [
     "RequestContext",
     "ResourceType",
     "Response",
+    "SimAnnotations",
+    "SimContainer",
+    "SimSettings",
+    "Simulation",
     "StatusCause",
     "StatusError",
     "Store",
@@ -139,5 +173,7 @@ __all__ = [
     "fake_apiserver_thread",
     "kubeconfig_yaml",
     "open_fake_apiserver",
+    "open_simulation",
+    "pod_address",
     "run_fake_apiserver",
 ]

@@ -16,7 +16,7 @@ import secrets
 import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -30,6 +30,7 @@ from rxkube.fakes._http import serve_http
 from rxkube.fakes._kubectl import install_kubectl_support
 from rxkube.fakes._rbac import MASTERS, UserInfo
 from rxkube.fakes._resources import Registry
+from rxkube.fakes._sim import SimSettings, Simulation, open_simulation
 from rxkube.fakes._store import Store
 
 __all__ = [
@@ -75,7 +76,8 @@ class FakeApiServer:
       admin user); `admin_token`.
     - `store`: the objects, to read and write directly (same semantics as over HTTP);
     - `faults`: inject faults and read their counters;
-    - `api`: extension points (`add_subresource`, `add_transform`) and `statistics()`.
+    - `api`: extension points (`add_subresource`, `add_transform`) and `statistics()`;
+    - `simulation`: the simulated cluster when started with `simulate=...` (else None).
     """
 
     url: str
@@ -86,6 +88,7 @@ class FakeApiServer:
     admin_token: str
     host: str
     port: int
+    simulation: Simulation | None = None
 
     def add_user(self, name: str, groups: tuple[str, ...] = (), *, token: str | None = None) -> str:
         """Register a bearer token for user `name` (authentication must be on, see
@@ -132,6 +135,7 @@ async def open_fake_apiserver(
     min_request_timeout: float = 1800.0,
     max_watch_buffer: int = 10_000,
     too_large_wait: float = 3.0,
+    simulate: bool | SimSettings = False,
 ) -> AsyncIterator[FakeApiServer]:
     """Serve a fake Kubernetes API on `host:port` (0 = a free port) for the `async with`.
 
@@ -141,7 +145,9 @@ async def open_fake_apiserver(
     otherwise); it implies `auth`. `bookmark_interval` is how often an idle watch that asked for
     bookmarks gets one (60 s like kube-apiserver; tests use less). `history_limit` bounds each
     resource's watch history (older RVs get 410). The kubeconfig is written to
-    `kubeconfig_path`, or to a temporary file removed on exit.
+    `kubeconfig_path`, or to a temporary file removed on exit. `simulate=True` (or a
+    `SimSettings`) runs a simulated cluster in the server (`server.simulation`): controllers,
+    nodes, a kubelet with real pod backends, `pods/log` and `pods/exec`.
     """
     if store is None:
         store = Store(registry, history_limit=history_limit)
@@ -177,12 +183,18 @@ async def open_fake_apiserver(
             path = Path(kubeconfig_path)
         server = FakeApiServer(url, path, store, faults, api, admin, bound_host, bound_port)
         server.write_kubeconfig(path)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(serve_http, api.handle, listeners)
-            try:
-                yield server
-            finally:
-                nursery.cancel_scope.cancel()
+        async with contextlib.AsyncExitStack() as simulation:
+            if simulate is not False:
+                settings = simulate if isinstance(simulate, SimSettings) else SimSettings()
+                server.simulation = await simulation.enter_async_context(
+                    open_simulation(store, settings, api=api)
+                )
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_http, api.handle, listeners)
+                try:
+                    yield server
+                finally:
+                    nursery.cancel_scope.cancel()
 
 
 def _remove_dir(directory: Path) -> None:
@@ -220,7 +232,9 @@ class ThreadedFakeApiServer:
     server's trio thread (`server.store.create("configmaps", body, namespace="default")`,
     `server.faults.drop_watches()`), so they are safe to use from the caller's thread; `call(fn,
     *args)` does the same for anything else. The objects they return (entries, dicts, rules)
-    are snapshots or thread-safe counters.
+    are snapshots or thread-safe counters. `simulation` (when simulating) belongs to the
+    server's thread too: `call(server.simulation.address, "default", pod, 8080)`,
+    `call_async(server.simulation.exec, "default", pod, ["ls", "/"])`.
     """
 
     def __init__(self, server: FakeApiServer, token: trio.lowlevel.TrioToken) -> None:
@@ -232,10 +246,16 @@ class ThreadedFakeApiServer:
         self.faults: Faults = cast(Faults, _InServerThread(server.faults, self.call))
         self.api = server.api
         self.admin_token = server.admin_token
+        self.simulation = server.simulation
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in the server's trio thread and return its result."""
         return trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+
+    def call_async(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run `await fn(*args)` in the server's trio thread and return its result
+        (e.g. `server.call_async(server.simulation.exec, "default", pod, ["ls"])`)."""
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
 
     def statistics(self) -> dict[str, Any]:
         return self.call(self.server.statistics)
@@ -297,8 +317,11 @@ def run_fake_apiserver(
     rbac: bool = False,
     history_limit: int = 10_000,
     out: Any = None,
+    simulate: bool | SimSettings = True,
 ) -> int:
-    """`rxkube fake-apiserver`: serve until interrupted; print the kubeconfig on stdout."""
+    """`rxkube fake-apiserver`: serve until interrupted; print the kubeconfig on stdout.
+
+    The simulated cluster runs unless `simulate=False` (a `SimSettings` sets its delays)."""
     stream = out if out is not None else sys.stdout
 
     async def main() -> None:
@@ -309,9 +332,16 @@ def run_fake_apiserver(
             rbac=rbac,
             history_limit=history_limit,
             kubeconfig_path=kubeconfig_out,
+            simulate=simulate,
         ) as server:
             text = kubeconfig_yaml(server.url, token=server.admin_token)
             stream.write(f"# rxkube fake API server listening on {server.url}\n")
+            if server.simulation is not None:
+                stream.write(
+                    f"# simulated cluster: nodes {', '.join(server.simulation.settings.nodes)}; "
+                    f"pod network {server.simulation.network_mode} "
+                    f"({server.simulation.network.cidr})\n"
+                )
             if kubeconfig_out:
                 stream.write(f"# kubeconfig written to {kubeconfig_out}\n")
             stream.write(text)

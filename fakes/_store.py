@@ -1152,7 +1152,14 @@ class Store:
             return Entry(res, new, current.rv)
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        if _is_deleting(new) and not new["metadata"].get("finalizers"):
+        if (
+            _is_deleting(new)
+            and not new["metadata"].get("finalizers")
+            and old_meta.get("finalizers")
+        ):
+            # The last finalizer went: the object goes. (A write to an object in graceful
+            # deletion that has no finalizers, e.g. the kubelet's status of a terminating
+            # pod, leaves it in place until the grace-0 delete.)
             self._remove(res, current, new, rv)
             return Entry(res, new, rv)
         entry = Entry(res, new, rv)

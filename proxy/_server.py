@@ -198,11 +198,13 @@ def _is_trusted(networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class _Listener:
-    __slots__ = ("app", "sock")
+    __slots__ = ("address", "app", "sock")
 
     def __init__(self, sock: socket.socket, app: str | None) -> None:
         self.sock = sock
         self.app = app
+        # Kept: a closed socket (during shutdown) can no longer say where it was bound.
+        self.address = _sockname(sock)
 
 
 class TicketProxy:
@@ -249,11 +251,11 @@ class TicketProxy:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         """Bound (host, port) of the shared listeners (port 0 resolved)."""
-        return [_sockname(listener.sock) for listener in self._listeners]
+        return [listener.address for listener in self._listeners]
 
     def app_address(self, app: str) -> tuple[str, int] | None:
         listener = self._app_listeners.get(app)
-        return None if listener is None else _sockname(listener.sock)
+        return None if listener is None else listener.address
 
     async def set_app(self, config: AppConfig) -> None:
         """Add an app, or update it in place (holders keep their tickets)."""

@@ -54,3 +54,17 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         main(["no-such-command"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--nodes", "0"], "SimSettings.nodes must name at least one node"),
+        (["--start-delay", "-1"], "SimSettings.start_delay must be a number >= 0, got -1.0"),
+    ],
+)
+def test_fake_apiserver_refuses_bad_simulation_settings(
+    capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    assert main(["fake-apiserver", "--listen", "127.0.0.1:0", *flags]) == 1
+    assert capsys.readouterr().err == f"rxkube fake-apiserver: error: {message}\n"

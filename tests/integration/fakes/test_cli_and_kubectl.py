@@ -124,7 +124,12 @@ def test_kubectl_create_get_and_delete(cli_server: tuple[str, Path], tmp_path: P
                 {
                     "apiVersion": "v1",
                     "kind": "Pod",
-                    "metadata": {"name": "web", "labels": {"app": "web"}},
+                    "metadata": {
+                        "name": "web",
+                        "labels": {"app": "web"},
+                        # The CLI simulates a cluster: keep this pod Pending for the test.
+                        "annotations": {"sim.rxkube.io/start-delay": "1h"},
+                    },
                     "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]},
                 },
             ]
@@ -142,3 +147,41 @@ def test_kubectl_create_get_and_delete(cli_server: tuple[str, Path], tmp_path: P
     assert "settings" in table
     assert "deleted" in kubectl("delete", "configmap", "settings")
     assert json.loads(kubectl("get", "configmaps", "-o", "json"))["items"] == []
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_kubectl_against_the_simulated_cluster_of_the_cli(
+    cli_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    """`rxkube fake-apiserver` simulates by default: deployments roll out, pods run."""
+    _, kubeconfig = cli_server
+    assert KUBECTL is not None
+
+    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c"), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    created = kubectl("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2")
+    assert created.returncode == 0, created.stderr
+    rollout = kubectl("rollout", "status", "deployment/web", "--timeout=30s")
+    assert rollout.returncode == 0, rollout.stderr
+    assert rollout.stdout.splitlines()[-1] == 'deployment "web" successfully rolled out'
+    pods = json.loads(kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)["items"]
+    names = {p["metadata"]["name"] for p in pods}
+    assert len(names) == 2
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+    hostname = kubectl("exec", "deployment/web", "--", "hostname")
+    assert hostname.returncode == 0, hostname.stderr
+    assert hostname.stdout.strip() in names
+    logs = kubectl("logs", "deployment/web")
+    assert logs.stdout.startswith("rxkube simulated container nginx of pod default/web-")
+    scaled = kubectl("scale", "deployment/web", "--replicas=1")
+    assert scaled.returncode == 0, scaled.stderr
+    assert kubectl("rollout", "status", "deployment/web", "--timeout=30s").returncode == 0
+    replicas = kubectl("get", "deployment", "web", "-o", "jsonpath={.status.replicas}")
+    assert replicas.stdout == "1"

@@ -1,0 +1,160 @@
+"""`rxkube run`: the ticket controller for one namespace, until SIGINT or SIGTERM.
+
+The argparse block lives in `_cli.py`; this module holds the work: structured logging, the
+Kubernetes configuration (kubeconfig and context, or the in-cluster service account), ticket
+keys (re-read when the key file changes, so a rotated Secret takes effect without a restart),
+process metrics on the injected registry, and `open_ticket_controller` until a signal comes.
+Then it drains for at most `--drain-deadline` and exits 0.
+
+`--leader-election` makes the replicas elect a leader on the Lease `--lease-name` (default
+"rxkube") in the namespace, as `--instance` (default: $POD_NAME, else the host name). Every
+replica serves users; only the leader posts Events (and, with issue 8, runs the autoscaler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import trio
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from rxkube.controllers._appspec import _parse_duration
+from rxkube.controllers._logs import configure_logging, fields
+from rxkube.controllers._runner import open_ticket_controller
+from rxkube.proxy import ProxyConfig, TicketProxy, load_ticket_keys
+from rxkube.streams import ConfigError, KubeError, LeasePolicy, load_config, open_client
+
+__all__: list[str] = []
+
+log = logging.getLogger("rxkube.controllers.run")
+
+KEY_RELOAD_INTERVAL = 30.0
+
+
+def parse_duration(text: str) -> float:
+    """`45s`, `1m30s`, `500ms`, `2h` or plain seconds, for argparse."""
+    seconds = _parse_duration(text.strip())
+    if seconds is None or seconds < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 30s, 1m30s or 45 (seconds), got {text!r}"
+        )
+    return seconds
+
+
+async def reload_ticket_keys(
+    path: Path,
+    proxy: TicketProxy,
+    current: list[bytes],
+    *,
+    interval: float = KEY_RELOAD_INTERVAL,
+) -> None:
+    """Re-read the key file every `interval` seconds; give the proxy new keys when they change.
+
+    A mounted Secret is updated in place by the kubelet, so rotating keys needs no restart. An
+    unreadable or invalid file keeps the keys in use (and says so in the log)."""
+    while True:
+        await trio.sleep(interval)
+        try:
+            keys = load_ticket_keys(path=path)
+        except (OSError, ValueError) as error:
+            log.error(
+                "ticket key file unreadable; keeping the keys in use",
+                extra=fields(error=str(error)),
+            )
+            continue
+        if keys != current:
+            proxy.set_ticket_keys(keys)
+            current = keys
+            log.info("ticket keys reloaded", extra=fields(keys=len(keys)))
+
+
+async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
+    config = load_config(kubeconfig=args.kubeconfig, context=args.context)
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    instance = args.instance or os.environ.get("POD_NAME") or socket.gethostname()
+    async with open_client(config) as client:
+        namespace = args.namespace or client.namespace
+        metrics = None if args.metrics is None else (args.metrics.host, args.metrics.port)
+        async with (
+            open_ticket_controller(
+                client,
+                namespace=namespace,
+                listen=[(args.listen.host, args.listen.port)],
+                app_listen_host=args.app_listen_host,
+                domain=args.domain,
+                proxy_config=ProxyConfig(ticket_keys=tuple(keys)),
+                registry=registry,
+                instance=instance,
+                leader_election=LeasePolicy() if args.leader_election else None,
+                lease_name=args.lease_name,
+                metrics_listen=metrics,
+                shutdown_grace=args.drain_deadline,
+            ) as controller,
+            trio.open_nursery() as nursery,
+        ):
+            if args.ticket_key_file:
+                nursery.start_soon(
+                    reload_ticket_keys, Path(args.ticket_key_file), controller.proxy, keys
+                )
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    log.info(
+                        "stopping",
+                        extra=fields(
+                            signal=signal.Signals(received).name, drain=args.drain_deadline
+                        ),
+                    )
+                    break
+            nursery.cancel_scope.cancel()
+
+
+def run_controller(args: argparse.Namespace) -> int:
+    """Run until SIGINT/SIGTERM; exit codes as `_cli.py` documents."""
+    configure_logging(format=args.log_format, level=args.log_level.upper())
+    try:
+        keys = load_ticket_keys(path=args.ticket_key_file)
+    except (OSError, ValueError) as error:
+        print(f"rxkube run: error: {error}", file=sys.stderr)
+        return 2
+    if not keys:
+        log.warning(
+            "no --ticket-key-file or RXKUBE_TICKET_KEY: using a random key; tickets will not "
+            "survive a restart and replicas will not accept each other's"
+        )
+    try:
+        trio.run(_serve, args, keys)
+    except BaseException as error:
+        if _only(error, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        cause = _first(error, (ConfigError, KubeError, OSError))
+        if cause is None:
+            raise
+        print(f"rxkube run: error: {cause}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def _only(error: BaseException, kind: type[BaseException]) -> bool:
+    return all(isinstance(leaf, kind) for leaf in _leaves(error))
+
+
+def _first(error: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first expected failure inside `error` (trio wraps errors of nurseries in groups)."""
+    for leaf in _leaves(error):
+        if isinstance(leaf, kinds):
+            return leaf
+    return None

@@ -52,12 +52,13 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
 import trio
 from reactivex import Observable
+from reactivex.abc import SchedulerBase
 
 from rxkube.fakes import (
     FakeApiServer,
@@ -81,6 +82,7 @@ from rxkube.streams import (
     KubeClient,
     Resource,
     Store,
+    TrioScheduler,
     WatchEvent,
     WatchPolicy,
     load_kubeconfig,
@@ -123,7 +125,7 @@ _PREFIX: Final = "ipb-halle.de/k8sticket.deployment."
 POD_PORT: Final = "ipb-halle.de/k8sticket.pod.port"
 
 BOOKMARK_INTERVAL: Final = 0.1
-DRAIN_TIMEOUT: Final = 2.5
+DRAIN_TIMEOUT: Final = 2.0
 """After the last step, how long faults still pending may wait for their request."""
 REQUEST_TIMEOUT: Final = 1.0
 """The client's read timeout for lists (a stalled LIST is caught by it)."""
@@ -159,7 +161,7 @@ class View:
 
 
 VIEWS: Final = (
-    View("pods", PODS, "alpha"),
+    View("pods", PODS, "alpha", label_selector=APP_LABEL),
     View("pods-tiered-meta", PODS, label_selector="tier in (web,db)", metadata_only=True),
     View("pods-running", PODS, "beta", field_selector="status.phase=Running"),
     View("deployments-meta", DEPLOYMENTS, "alpha", metadata_only=True),
@@ -209,7 +211,8 @@ class Inject:
     times: int = 1
 
     def __str__(self) -> str:
-        return f"inject {_fault_text(self.fault)} x{self.times} on {self.verb} of {self.target or 'any'}"
+        where = self.target or "any"
+        return f"inject {_fault_text(self.fault)} x{self.times} on {self.verb} of {where}"
 
 
 def _fault_text(fault: Fault) -> str:
@@ -296,10 +299,12 @@ class Schedule:
     steps: tuple[Step, ...]
 
     def planned(self) -> Counter[str]:
-        """Faults planned, by kind."""
+        """Faults planned, by kind: the requests each rule is for, each immediate step."""
         counts: Counter[str] = Counter()
         for step in (*self.initial, *self.steps):
-            if isinstance(step, Inject | Immediate | ExpiredContinue):
+            if isinstance(step, Inject):
+                counts[step.kind] += step.times
+            elif isinstance(step, Immediate | ExpiredContinue):
                 counts[step.kind] += 1
             if isinstance(step, ExpiredContinue):
                 counts.update(("gone_http_list", "expire_watches"))
@@ -310,9 +315,8 @@ class Schedule:
         return sum(isinstance(step, Write) for step in self.steps)
 
     def describe(self) -> str:
-        lines = [
-            f"schedule seed={self.seed}: {self.writes} writes, {sum(self.planned().values())} faults"
-        ]
+        faults = sum(self.planned().values())
+        lines = [f"schedule seed={self.seed}: {self.writes} writes, {faults} faults"]
         lines += [f"  (before start) {step}" for step in self.initial]
         lines += [f"  {step}" for step in self.steps if not isinstance(step, Pause)]
         return "\n".join(lines)
@@ -458,11 +462,13 @@ class _Generator:
                 obj.labels["tier"] = tier
             return Write("update", PODS, namespace, name, {"metadata": {"labels": {"tier": tier}}})
         if choice == "app":
-            app = rng.choice(APPS)
-            obj.labels[APP_LABEL] = app
-            return Write(
-                "update", PODS, namespace, name, {"metadata": {"labels": {APP_LABEL: app}}}
-            )
+            # Another app, or none (the pod leaves the pod view's selector), or back.
+            app = rng.choice((*APPS, None)) if APP_LABEL in obj.labels else rng.choice(APPS)
+            obj.labels.pop(APP_LABEL, None)
+            if app is not None:
+                obj.labels[APP_LABEL] = app
+            labels = {"metadata": {"labels": {APP_LABEL: app}}}
+            return Write("update", PODS, namespace, name, labels)
         if choice == "start":
             self.ips += 1
             obj.phase, obj.ready, obj.ever_ready = "Running", True, True
@@ -535,7 +541,9 @@ class _Generator:
         target's watches, so that a relist comes to meet it."""
         rng = self.rng
         target = self.target()
-        after = rng.choice((0, 0, 1, 2))
+        # A stream fault acts after some events: on a quiet view the watch would mostly end
+        # (server timeout) before them, so only busy views get faults deeper in a stream.
+        after = rng.choice((0, 0, 1, 2)) if target in _BUSY else 0
         trigger: list[Step] = [Immediate("expire_watches", target)]
         if kind == "drop":
             return [Inject(kind, Fault.drop(after_events=after), "watch", target)]
@@ -544,7 +552,10 @@ class _Generator:
         if kind in ("drop_watches", "expire_watches"):
             return [Immediate(kind, target)]  # type: ignore[arg-type]
         if kind == "truncate":
-            return [Inject(kind, Fault.truncate(after_events=after), "watch", target)]
+            # It cuts an event in half: it needs one to come, so it goes to a busy view.
+            busy = rng.choice(_BUSY)
+            after = rng.choice((0, 0, 1))
+            return [Inject(kind, Fault.truncate(after_events=after), "watch", busy)]
         if kind == "malformed":
             return [Inject(kind, Fault.malformed(after_events=after), "watch", target)]
         if kind == "expire":
@@ -594,6 +605,7 @@ _RESOURCES: Final[Mapping[str, Resource]] = {
     "configmaps": CONFIGMAPS,
 }
 _VIEW_NAMES: Final = tuple(view.name for view in VIEWS)
+_BUSY: Final = ("pods", "pods-tiered-meta", "deployments-meta", None)
 # Views big enough to paginate (more than `page_size` objects) most of the time, and alone on
 # their (resource, namespace), so the episode's rules hit only them.
 _EPISODE_TARGETS: Final = tuple(
@@ -657,24 +669,26 @@ def generate_schedule(
 # -- consumers under test ----------------------------------------------------------------------
 
 Snapshot: TypeAlias = Callable[[], object]
+Attach: TypeAlias = Callable[[Mapping[str, Observable[WatchEvent]], SchedulerBase], Snapshot]
 
 
 @dataclass(frozen=True, slots=True)
 class Consumer:
-    """A consumer under test: `attach` subscribes to the event streams of `views` (by view
-    name) and returns a function giving its final state, compared with `==` between the
-    faulted and the fault-free twin. It must not raise from `on_next` (that crashes the
-    informer, and the run)."""
+    """A consumer under test: `attach(streams, scheduler)` subscribes to the event streams of
+    `views` (hot, by view name; nothing has flowed yet) and returns a function giving its
+    final state, compared with `==` between the faulted and the fault-free twin. `scheduler`
+    is a `TrioScheduler` living as long as the run (for operators that keep time). It must
+    not raise from `on_next` (that crashes the informer, and the run)."""
 
     name: str
     views: tuple[str, ...]
-    attach: Callable[[Mapping[str, Observable[WatchEvent]]], Snapshot]
+    attach: Attach
 
 
 def store_consumer(view: str) -> Consumer:
     """A `Store` folded from one view's events; its state is key -> (resourceVersion, object)."""
 
-    def attach(streams: Mapping[str, Observable[WatchEvent]]) -> Snapshot:
+    def attach(streams: Mapping[str, Observable[WatchEvent]], _: SchedulerBase) -> Snapshot:
         store = Store(transform=None)
         streams[view].subscribe(store)
 
@@ -971,7 +985,10 @@ async def _fresh_list(client: KubeClient, view: View) -> dict[str, dict[str, Any
     for listed_item in listed.items:
         # List items of built-in kinds carry no kind/apiVersion (wire reference 3.2); the
         # informer adds them, so that every object it holds looks like a watch event's.
-        item = {"kind": view.resource.kind, "apiVersion": view.resource.api_version}
+        item: dict[str, Any] = {
+            "kind": view.resource.kind,
+            "apiVersion": view.resource.api_version,
+        }
         item.update(listed_item)
         meta = item["metadata"]
         out[f"{meta.get('namespace', '')}/{meta['name']}"] = _normal(item, view.metadata_only)
@@ -1001,6 +1018,8 @@ class ScheduleReport:
     """The faulted informers' `statistics().errors`, summed."""
     totals: Counter[str] = field(default_factory=Counter)
     """events, lists, relists, watches, reconnects, synthesized_deletions (faulted side)."""
+    unmatched: Counter[str] = field(default_factory=Counter)
+    """Fault rules no request met before the drain timeout (cleared unfired), by kind."""
     failures: list[str] = field(default_factory=list)
     elapsed: float = 0.0
     schedule: Schedule | None = None
@@ -1023,6 +1042,8 @@ class ScheduleReport:
         lines = [self.summary(), *(f"  - {f}" for f in self.failures)]
         lines.append(f"  fired: {dict(sorted(self.fired.items()))}")
         lines.append(f"  client errors: {dict(sorted(self.client_errors.items()))}")
+        if self.unmatched:
+            lines.append(f"  unmatched rules: {dict(sorted(self.unmatched.items()))}")
         if self.schedule is not None:
             lines.append(self.schedule.describe())
         return "\n".join(lines)
@@ -1044,6 +1065,10 @@ def format_campaign(reports: Sequence[ScheduleReport]) -> str:
         errors.update(r.client_errors)
         totals.update(r.totals)
     lines = [f"schedules run {len(reports)}, passed {passed}, failed {len(reports) - passed}"]
+    lines.append(
+        "(planned: requests a rule was for, or steps; fired: faults that took effect, and for "
+        "drop_watches/expire_watches, the watches hit, drain triggers included)"
+    )
     lines.append(f"{'fault kind':<20}{'planned':>9}{'fired':>9}")
     for kind in FAULT_KINDS:
         lines.append(f"{kind:<20}{planned[kind]:>9}{fired[kind]:>9}")
@@ -1085,13 +1110,23 @@ async def run_schedule(
     return report
 
 
-async def _wait_any(informers: Iterable[Informer], condition: Callable[[], bool]) -> None:
-    """Wait until `condition()` holds, re-checked whenever any informer's counters change
-    (events, bookmarks every `BOOKMARK_INTERVAL`, lists, errors)."""
+async def _next_change(informers: Iterable[Informer]) -> None:
+    """Wait until any informer's counters change (at the latest its next bookmark)."""
+
+    def first_call_false() -> Callable[[object], bool]:
+        calls = 0
+
+        def predicate(_: object) -> bool:
+            nonlocal calls
+            calls += 1
+            return calls > 1
+
+        return predicate
+
     async with trio.open_nursery() as nursery:
 
         async def wait_one(informer: Informer) -> None:
-            await informer.wait_until(lambda _: condition())
+            await informer.wait_until(first_call_false())
             nursery.cancel_scope.cancel()
 
         for informer in informers:
@@ -1138,6 +1173,7 @@ class _Run:
         self.faulted = _Side("faulted", _ChaosStore(self.clock, seed))
         self.twin = _Side("fault-free", _ChaosStore(self.clock, seed))
         self.rules: list[tuple[str, FaultRule]] = []
+        self.steps: list[tuple[Inject, FaultRule]] = []
         self.touches = 0
 
     @property
@@ -1170,19 +1206,26 @@ class _Run:
                 side.references = {v.name: _Reference(side.store, v) for v in VIEWS}
             for step in self.schedule.initial:
                 self.inject(step)
+            # Operators that keep time (the plan's drain deadlines) get a scheduler whose
+            # nursery is cancelled first on the way out (a 1 h timer must not hold the exit).
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            stack.callback(nursery.cancel_scope.cancel)
+            scheduler = TrioScheduler(nursery)
             for side in self.sides:
-                await self.open_informers(stack, side)
+                await self.open_informers(stack, side, scheduler)
             with trio.fail_after(self.settle_timeout):
                 for informer in self.twin.informers.values():
                     await informer.wait_synced()
-            for step in self.schedule.steps:
-                await self.step(step)
+            for planned in self.schedule.steps:
+                await self.step(planned)
             await self.drain()
             self.faulted.server.faults.clear()
             self.faulted.store.armed.clear()
             await self.check()
 
-    async def open_informers(self, stack: AsyncExitStack, side: _Side) -> None:
+    async def open_informers(
+        self, stack: AsyncExitStack, side: _Side, scheduler: SchedulerBase
+    ) -> None:
         for index, view in enumerate(VIEWS):
             informer = await stack.enter_async_context(
                 open_informer(
@@ -1202,7 +1245,7 @@ class _Run:
             side.recorders[view.name] = recorder
         for consumer in self.consumers:
             streams = {name: side.informers[name].events for name in consumer.views}
-            side.snapshots[consumer.name] = consumer.attach(streams)
+            side.snapshots[consumer.name] = consumer.attach(streams, scheduler)
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -1216,13 +1259,15 @@ class _Run:
             times=step.times,
         )
         self.rules.append((step.kind, rule))
+        self.steps.append((step, rule))
 
-    def immediate(self, step: Immediate) -> None:
+    def immediate(self, step: Immediate) -> int:
+        """Carry out an immediate fault; returns how many watches (or compactions) it hit."""
         faults = self.faulted.server.faults
         if step.kind == "compact":
             faults.compact()
             self.report.fired["compact"] += 1
-            return
+            return 1
         view = _VIEW[step.target] if step.target else None
         resource = view.resource.qualified_name if view else None
         namespace = view.rule_namespace if view else None
@@ -1231,6 +1276,7 @@ class _Run:
         else:
             hit = faults.expire_watches(resource=resource, namespace=namespace)
         self.report.fired[step.kind] += hit
+        return hit
 
     def expired_continue(self, step: ExpiredContinue) -> None:
         view = _VIEW[step.target]
@@ -1263,14 +1309,23 @@ class _Run:
 
     async def drain(self) -> None:
         """Give the faults still pending (injected late, or waiting for a relist) the time of
-        a watch or two to meet their request, so that a schedule's faults mostly fire."""
-
-        def done() -> bool:
-            # An armed expired continue is not waited for: its view may be too small to page.
-            return all(rule.exhausted for _, rule in self.rules)
-
+        a watch or two to meet their request, so that a schedule's faults mostly fire. A LIST
+        fault needs a relist to come: its view's watches are expired until one is hit."""
+        triggered: set[int] = set()
+        informers = list(self.faulted.informers.values())
         with trio.move_on_after(DRAIN_TIMEOUT):
-            await _wait_any(self.faulted.informers.values(), done)
+            # An armed expired continue is not waited for: its view may be too small to page.
+            while not all(rule.exhausted for _, rule in self.rules):
+                for step, rule in self.steps:
+                    waiting = step.verb == "list" and not rule.exhausted
+                    if waiting and id(rule) not in triggered:
+                        hit = self.immediate(Immediate("expire_watches", step.target))
+                        if hit:
+                            triggered.add(id(rule))
+                await _next_change(informers)
+        for step, rule in self.steps:
+            if not rule.exhausted:
+                self.report.unmatched[step.kind] += 1
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -1383,6 +1438,12 @@ class _Run:
 
 
 def _describe_difference(got: object, want: object) -> str:
+    if is_dataclass(got) and type(got) is type(want):
+        return "; ".join(
+            f"{f.name}: {_describe_difference(getattr(got, f.name), getattr(want, f.name))}"
+            for f in fields(got)
+            if getattr(got, f.name) != getattr(want, f.name)
+        )
     if isinstance(got, Mapping) and isinstance(want, Mapping):
         keys = sorted(set(got) | set(want), key=str)
         parts = [

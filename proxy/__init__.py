@@ -30,11 +30,18 @@ Embedding (everything runs in a nursery the block owns; leaving it shuts down gr
   cookie_max_lifetime (12 h), domain, trusted_proxies, `ProxyLimits`, shutdown_grace.
 
 The proxy reaches the table only through a `TicketAuthority` (`LocalTicketAuthority` by default;
-pass `authority=` to `open_ticket_proxy` to move it, issue 10). `AppLoad` (in `LoadChanged`) has
-what an autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+pass `authority=` to `open_ticket_proxy` to move it). `AppLoad` (in `LoadChanged`) has what an
+autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+
+Several replicas (docs/reliability.md): one leads the ticket table, the others follow it over a
+small HTTP API; whoever holds the Lease tells each replica its role::
+
+    async with open_replicated_authority(keys=keys, listen=("0.0.0.0", 9091)) as authority:
+        async with open_ticket_proxy(config, authority=authority) as proxy:
+            authority.lead()                    # or: authority.follow("10.0.0.5:9091")
 """
 
-from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority
 from rxkube.proxy._config import (
     AppConfig,
     AppStatistics,
@@ -48,6 +55,11 @@ from rxkube.proxy._cookies import (
     TicketClaims,
     TicketSigner,
     load_ticket_keys,
+)
+from rxkube.proxy._replica import (
+    AuthorityStatistics,
+    ReplicatedTicketAuthority,
+    open_replicated_authority,
 )
 from rxkube.proxy._server import TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
@@ -72,7 +84,9 @@ from rxkube.proxy._table import (
     TicketConnectionOpened,
     TicketIssued,
     TicketReleased,
+    TicketReported,
     TicketRequested,
+    TicketRestored,
     TicketReturned,
     TicketTable,
     TicketTableError,
@@ -81,6 +95,7 @@ from rxkube.proxy._table import (
     WaiterGaveUp,
     WaiterLeft,
     WaiterQueued,
+    WaiterReported,
     Waiting,
 )
 
@@ -92,6 +107,8 @@ __all__ = [
     "AppSettings",
     "AppStatistics",
     "AppUpdated",
+    "AuthorityStatistics",
+    "AuthorityUnavailable",
     "Change",
     "ClientState",
     "CookieRefused",
@@ -102,6 +119,7 @@ __all__ = [
     "ProxyConfig",
     "ProxyLimits",
     "ProxyStatistics",
+    "ReplicatedTicketAuthority",
     "ServerAdded",
     "ServerChanged",
     "ServerRef",
@@ -117,7 +135,9 @@ __all__ = [
     "TicketIssued",
     "TicketProxy",
     "TicketReleased",
+    "TicketReported",
     "TicketRequested",
+    "TicketRestored",
     "TicketReturned",
     "TicketSigner",
     "TicketTable",
@@ -127,7 +147,9 @@ __all__ = [
     "WaiterGaveUp",
     "WaiterLeft",
     "WaiterQueued",
+    "WaiterReported",
     "Waiting",
     "load_ticket_keys",
+    "open_replicated_authority",
     "open_ticket_proxy",
 ]

@@ -96,6 +96,7 @@ __all__ = [
     "CHAOS_POLICY",
     "FAULT_KINDS",
     "OPT_IN_LABEL",
+    "RAN",
     "VIEWS",
     "Consumer",
     "ExpiredContinue",
@@ -1085,6 +1086,10 @@ def format_campaign(reports: Sequence[ScheduleReport]) -> str:
     return "\n".join(lines)
 
 
+RAN: Final[list[ScheduleReport]] = []
+"""Every report `run_schedule` made in this process (the test session prints their figures)."""
+
+
 # -- running a schedule --------------------------------------------------------------------
 
 
@@ -1107,6 +1112,7 @@ async def run_schedule(
             text = "".join(traceback.format_exception(leaf, limit=-6))
             report.failures.append(f"crashed: {text}")
     report.elapsed = trio.current_time() - started
+    RAN.append(report)
     return report
 
 

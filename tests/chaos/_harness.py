@@ -128,6 +128,8 @@ POD_PORT: Final = "ipb-halle.de/k8sticket.pod.port"
 BOOKMARK_INTERVAL: Final = 0.1
 DRAIN_TIMEOUT: Final = 2.0
 """After the last step, how long faults still pending may wait for their request."""
+FAULTED_WATCH_BUFFER: Final = 16
+"""Events the faulted server buffers per watch before ending it (the twin: 10,000)."""
 REQUEST_TIMEOUT: Final = 1.0
 """The client's read timeout for lists (a stalled LIST is caught by it)."""
 CHAOS_POLICY: Final = WatchPolicy(
@@ -252,6 +254,17 @@ class ExpiredContinue:
 
 
 @dataclass(frozen=True, slots=True)
+class Burst:
+    """Writes applied in one synchronous step (no watch can drain in between)."""
+
+    writes: tuple[Write, ...]
+    kind: str = "burst"
+
+    def __str__(self) -> str:
+        return f"burst of {len(self.writes)}: " + "; ".join(str(w) for w in self.writes[:3]) + "..."
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     seconds: float
 
@@ -259,7 +272,7 @@ class Pause:
         return f"pause {self.seconds:.3f}s"
 
 
-Step: TypeAlias = Write | Inject | Immediate | ExpiredContinue | Pause
+Step: TypeAlias = Write | Inject | Immediate | ExpiredContinue | Burst | Pause
 
 FAULT_KINDS: Final = (
     "drop",
@@ -278,6 +291,7 @@ FAULT_KINDS: Final = (
     "compact",
     "expired_continue",
     "delay",
+    "burst",
 )
 """What a schedule can inject. drop: a watch connection closed after some events, no
 terminating chunk; drop_list: a LIST's connection closed before the answer; drop_watches /
@@ -287,7 +301,8 @@ truncate: half a line then a drop; malformed: a line that is not JSON; expire: a
 Retry-After, as API priority and fairness sends it; server_errors: a burst of 500/503/504;
 stall / stall_list: a request never answered (the inactivity timeout / the read timeout);
 compact: the history compacted (resumes get 410); expired_continue: see `ExpiredContinue`;
-delay: a slow answer."""
+delay: a slow answer; burst: more writes at once than the faulted server buffers per watcher
+(`FAULTED_WATCH_BUFFER`), so it ends the watches that fell behind, as the watch cache does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +320,7 @@ class Schedule:
         for step in (*self.initial, *self.steps):
             if isinstance(step, Inject):
                 counts[step.kind] += step.times
-            elif isinstance(step, Immediate | ExpiredContinue):
+            elif isinstance(step, Immediate | ExpiredContinue | Burst):
                 counts[step.kind] += 1
             if isinstance(step, ExpiredContinue):
                 counts.update(("gone_http_list", "expire_watches"))
@@ -313,7 +328,10 @@ class Schedule:
 
     @property
     def writes(self) -> int:
-        return sum(isinstance(step, Write) for step in self.steps)
+        return sum(
+            1 if isinstance(step, Write) else len(step.writes) if isinstance(step, Burst) else 0
+            for step in self.steps
+        )
 
     def describe(self) -> str:
         faults = sum(self.planned().values())
@@ -510,6 +528,21 @@ class _Generator:
             )
         return Write("update", CONFIGMAPS, namespace, name, {"data": {"v": str(obj.version)}})
 
+    def burst(self, n: int) -> tuple[Write, ...]:
+        """`n` writes to the ConfigMaps of namespace beta (one view sees them all)."""
+        out: list[Write] = []
+        for i in range(n):
+            name = f"c{i % 6}"
+            key = ("configmaps", "beta", name)
+            obj = self.model.get(key)
+            if obj is None:
+                out.append(self._create(key))
+            else:
+                obj.version += 1
+                patch = {"data": {"v": str(obj.version)}}
+                out.append(Write("update", CONFIGMAPS, "beta", name, patch))
+        return tuple(out)
+
     def settle(self) -> list[Write]:
         """Writes that leave every object in a state whose meaning does not depend on history.
 
@@ -582,6 +615,10 @@ class _Generator:
             return [Immediate("compact")]
         if kind == "expired_continue":
             return [ExpiredContinue(rng.choice(_EPISODE_TARGETS))]
+        if kind == "burst":
+            return [
+                Burst(self.burst(rng.randint(FAULTED_WATCH_BUFFER + 4, 2 * FAULTED_WATCH_BUFFER)))
+            ]
         if kind == "delay":
             verb = rng.choice(("list", "watch"))
             return [Inject(kind, Fault.delay(rng.uniform(0.05, 0.3)), verb, target)]
@@ -633,27 +670,33 @@ def generate_schedule(
     rng = random.Random(seed)
     gen = _Generator(rng)
     initial = gen.initial()
-    history: list[Step] = [gen.write() for _ in range(writes)]
     chosen = rng.sample(list(kinds), min(faults, len(kinds)))
     chosen += rng.choices(list(kinds), k=max(0, faults - len(kinds)))
-    groups: list[tuple[int, list[Step]]] = []
+    slots: dict[int, list[str]] = {}
     for kind in chosen:
-        position = rng.randrange(writes + 1)
-        if kind == "compact" and rng.random() < 0.6:
-            # A compaction that bites: one view is held off (its watch dropped, the reconnect
-            # stalled until the inactivity timeout) while writes go on, then the history is
-            # compacted, so it resumes from a resourceVersion that is gone.
-            target = rng.choice(_VIEW_NAMES)
-            behind: list[Step] = [
-                Inject("stall", Fault.stall(), "watch", target),
-                Immediate("drop_watches", target),
-            ]
-            groups.append((position, behind))
-            groups.append((min(writes, position + rng.randint(3, 10)), [Immediate("compact")]))
-        else:
-            groups.append((position, gen.fault(kind)))
-    for position, group in sorted(groups, key=lambda item: -item[0]):
-        history[position:position] = group
+        slots.setdefault(rng.randrange(writes + 1), []).append(kind)
+    later: dict[int, list[Step]] = {}
+    history: list[Step] = []
+    # In history order, so that faults made of writes (a burst) see the objects as they are.
+    for index in range(writes + 1):
+        history += later.pop(index, [])
+        for kind in slots.get(index, ()):
+            if kind == "compact" and rng.random() < 0.6:
+                # A compaction that bites: one view is held off (its watch dropped, the
+                # reconnect stalled until the inactivity timeout) while writes go on, then the
+                # history is compacted, so it resumes from a resourceVersion that is gone.
+                target = rng.choice(_VIEW_NAMES)
+                history += [
+                    Inject("stall", Fault.stall(), "watch", target),
+                    Immediate("drop_watches", target),
+                ]
+                later.setdefault(index + rng.randint(3, 10), []).append(Immediate("compact"))
+            else:
+                history += gen.fault(kind)
+        if index < writes:
+            history.append(gen.write())
+    for index in sorted(later):
+        history += later[index]
     if settle:
         history += gen.settle()
     # Pacing: a third of the gaps are zero (bursts that arrive in one chunk), the others
@@ -1202,8 +1245,13 @@ class _Run:
             _setup(side.store)
         async with AsyncExitStack() as stack:
             for side in self.sides:
+                buffer = FAULTED_WATCH_BUFFER if side is self.faulted else 10_000
                 side.server = await stack.enter_async_context(
-                    open_fake_apiserver(store=side.store, bookmark_interval=BOOKMARK_INTERVAL)
+                    open_fake_apiserver(
+                        store=side.store,
+                        bookmark_interval=BOOKMARK_INTERVAL,
+                        max_watch_buffer=buffer,
+                    )
                 )
                 config = load_kubeconfig(side.server.kubeconfig_path)
                 side.client = await stack.enter_async_context(
@@ -1284,6 +1332,13 @@ class _Run:
         self.report.fired[step.kind] += hit
         return hit
 
+    def burst(self, step: Burst) -> None:
+        watchers = self.faulted.store.watchers(CONFIGMAPS.qualified_name)
+        for write in step.writes:
+            self.write(write)
+        behind = [w for w in watchers if w.closed and "behind" in w.close_reason]
+        self.report.fired["burst"] += len(behind)
+
     def expired_continue(self, step: ExpiredContinue) -> None:
         view = _VIEW[step.target]
         resource = view.resource.qualified_name
@@ -1310,6 +1365,8 @@ class _Run:
             self.immediate(step)
         elif isinstance(step, ExpiredContinue):
             self.expired_continue(step)
+        elif isinstance(step, Burst):
+            self.burst(step)
         else:
             await trio.sleep(step.seconds)
 
@@ -1353,12 +1410,6 @@ class _Run:
 
     async def check(self) -> None:
         report = self.report
-        for kind, rule in self.rules:
-            report.fired[kind] += rule.fired
-        report.fired["expired_continue"] += self.faulted.store.genuine["expired_continue"]
-        for kind in _CONSEQUENCES:
-            report.fired[kind] += self.faulted.store.genuine[kind]
-
         converged = True
         for view in VIEWS:
             expected = await _fresh_list(self.faulted.client, view)
@@ -1419,6 +1470,13 @@ class _Run:
                     f"want {want_sequence[first : first + 3]})"
                 )
 
+        # Counted after convergence: a stream fault whose watch was already open may act
+        # after the rules were cleared, and the informer's errors count it too.
+        for kind, rule in self.rules:
+            report.fired[kind] += rule.fired
+        report.fired["expired_continue"] += self.faulted.store.genuine["expired_continue"]
+        for kind in _CONSEQUENCES:
+            report.fired[kind] += self.faulted.store.genuine[kind]
         for informer in self.faulted.informers.values():
             stats = informer.statistics()
             report.client_errors.update(stats.errors)

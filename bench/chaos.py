@@ -41,6 +41,7 @@ from tests.chaos._harness import (
     generate_schedule,
     run_schedule,
     store_consumer,
+    trace_consumer,
 )
 
 
@@ -77,7 +78,11 @@ async def campaign(args: argparse.Namespace) -> list[ScheduleReport]:
                 duration=args.duration,
                 settle=not args.no_settle,
             )
-            consumers = [ticket_pipeline_consumer(), *(store_consumer(v.name) for v in VIEWS)]
+            consumers = [
+                ticket_pipeline_consumer(),
+                trace_consumer(),
+                *(store_consumer(v.name) for v in VIEWS),
+            ]
             report = await run_schedule(schedule, consumers=consumers)
             reports.append(report)
             if not report.passed:

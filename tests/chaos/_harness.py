@@ -48,11 +48,13 @@ from __future__ import annotations
 
 import copy
 import random
+import tempfile
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
 
 import orjson
@@ -88,6 +90,10 @@ from rxkube.streams import (
     load_kubeconfig,
     open_client,
     open_informer,
+    open_trace,
+    open_trace_writer,
+    stream_id,
+    stream_spec,
 )
 
 __all__ = [
@@ -112,6 +118,7 @@ __all__ = [
     "generate_schedule",
     "run_schedule",
     "store_consumer",
+    "trace_consumer",
 ]
 
 # -- the world ---------------------------------------------------------------------------------
@@ -265,6 +272,15 @@ class Burst:
 
 
 @dataclass(frozen=True, slots=True)
+class JoinLate:
+    """A consumer subscribes to every faulted informer now, mid-chaos: it gets the store's
+    contents (ADDED..., SYNCED), then the live events, and is checked like the first ones."""
+
+    def __str__(self) -> str:
+        return "late subscribers join"
+
+
+@dataclass(frozen=True, slots=True)
 class Pause:
     seconds: float
 
@@ -272,7 +288,7 @@ class Pause:
         return f"pause {self.seconds:.3f}s"
 
 
-Step: TypeAlias = Write | Inject | Immediate | ExpiredContinue | Burst | Pause
+Step: TypeAlias = Write | Inject | Immediate | ExpiredContinue | Burst | JoinLate | Pause
 
 FAULT_KINDS: Final = (
     "drop",
@@ -292,6 +308,9 @@ FAULT_KINDS: Final = (
     "expired_continue",
     "delay",
     "burst",
+    "too_large_rv",
+    "forbidden",
+    "unauthorized",
 )
 """What a schedule can inject. drop: a watch connection closed after some events, no
 terminating chunk; drop_list: a LIST's connection closed before the answer; drop_watches /
@@ -302,7 +321,10 @@ Retry-After, as API priority and fairness sends it; server_errors: a burst of 50
 stall / stall_list: a request never answered (the inactivity timeout / the read timeout);
 compact: the history compacted (resumes get 410); expired_continue: see `ExpiredContinue`;
 delay: a slow answer; burst: more writes at once than the faulted server buffers per watcher
-(`FAULTED_WATCH_BUFFER`), so it ends the watches that fell behind, as the watch cache does."""
+(`FAULTED_WATCH_BUFFER`), so it ends the watches that fell behind, as the watch cache does;
+too_large_rv: 504 "Too large resource version" (a server behind the client's resourceVersion,
+e.g. another API server after a fail-over); forbidden / unauthorized: 403 / 401 (an RBAC
+install race, a token being rotated)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -619,6 +641,18 @@ class _Generator:
             return [
                 Burst(self.burst(rng.randint(FAULTED_WATCH_BUFFER + 4, 2 * FAULTED_WATCH_BUFFER)))
             ]
+        if kind == "too_large_rv":
+            verb = rng.choice(("list", "watch"))
+            message = "Timeout: Too large resource version: 999999, current: 10"
+            fault = Fault.status(504, reason="Timeout", message=message, retry_after=1)
+            step = Inject(kind, fault, verb, target)
+            return [step, *trigger] if verb == "list" else [step]
+        if kind in ("forbidden", "unauthorized"):
+            verb = rng.choice(("list", "watch"))
+            code = 403 if kind == "forbidden" else 401
+            reason = "Forbidden" if kind == "forbidden" else "Unauthorized"
+            step = Inject(kind, Fault.status(code, reason=reason), verb, target)
+            return [step, *trigger] if verb == "list" else [step]
         if kind == "delay":
             verb = rng.choice(("list", "watch"))
             return [Inject(kind, Fault.delay(rng.uniform(0.05, 0.3)), verb, target)]
@@ -697,6 +731,7 @@ def generate_schedule(
             history.append(gen.write())
     for index in sorted(later):
         history += later[index]
+    history.insert(rng.randrange(len(history) + 1), JoinLate())
     if settle:
         history += gen.settle()
     # Pacing: a third of the gaps are zero (bursts that arrive in one chunk), the others
@@ -742,6 +777,63 @@ def store_consumer(view: str) -> Consumer:
         return snapshot
 
     return Consumer(f"store({view})", (view,), attach)
+
+
+def trace_consumer() -> Consumer:
+    """Every view's events teed to one trace file while the run goes on (as `open_informer(
+    record=...)` does); its state is each stream's Store, rebuilt by reading the trace back."""
+
+    def attach(streams: Mapping[str, Observable[WatchEvent]], scheduler: SchedulerBase) -> Snapshot:
+        directory = tempfile.TemporaryDirectory(prefix="rxkube-chaos-")
+        path = Path(directory.name) / "trace.jsonl.gz"
+        declared = {
+            stream_id(v.resource, **_selection(v)): stream_spec(v.resource, **_selection(v))
+            for v in VIEWS
+        }
+        writer = open_trace_writer(path, streams=declared, scheduler=scheduler, compresslevel=1)
+        live = {sid: Store(transform=None) for sid in declared}
+
+        def fold(event: WatchEvent) -> None:
+            live[event.stream].apply(event)
+
+        subscriptions = []
+        for view in VIEWS:
+            # The writer refuses an event of a stream its header does not declare: each
+            # event must carry its view's stream id.
+            subscriptions.append(streams[view.name].subscribe(writer))
+            subscriptions.append(streams[view.name].subscribe(fold))
+
+        def snapshot() -> dict[str, dict[str, str]]:
+            # The informers run on (a fault still in flight may make one relist): stop both
+            # the recording and the live fold at the same event.
+            for subscription in subscriptions:
+                subscription.dispose()
+            writer.close()
+            replayed = {sid: Store(transform=None) for sid in declared}
+            with open_trace(path) as trace:
+                for record in trace:
+                    if isinstance(record.event, WatchEvent):
+                        replayed[record.event.stream].apply(record.event)
+            directory.cleanup()
+            state = {sid: _rvs(store) for sid, store in replayed.items()}
+            seen = {sid: _rvs(store) for sid, store in live.items()}
+            if state != seen:
+                difference = _describe_difference(state, seen)
+                raise RuntimeError(f"the trace does not rebuild what was recorded: {difference}")
+            return state
+
+        return snapshot
+
+    return Consumer("trace", tuple(v.name for v in VIEWS), attach)
+
+
+def _selection(view: View) -> dict[str, Any]:
+    return {
+        "namespace": view.namespace,
+        "label_selector": view.label_selector,
+        "field_selector": view.field_selector,
+        "metadata_only": view.metadata_only,
+    }
 
 
 # -- the fake's store, instrumented --------------------------------------------------------
@@ -1199,6 +1291,7 @@ class _Side:
         self.client: KubeClient
         self.informers: dict[str, Informer] = {}
         self.recorders: dict[str, _Recorder] = {}
+        self.late: dict[str, _Recorder] = {}
         self.references: dict[str, _Reference] = {}
         self.snapshots: dict[str, Snapshot] = {}
 
@@ -1367,6 +1460,11 @@ class _Run:
             self.expired_continue(step)
         elif isinstance(step, Burst):
             self.burst(step)
+        elif isinstance(step, JoinLate):
+            for view in VIEWS:
+                recorder = _Recorder(view, "faulted (late subscriber)")
+                self.faulted.informers[view.name].events.subscribe(recorder.on_next)
+                self.faulted.late[view.name] = recorder
         else:
             await trio.sleep(step.seconds)
 
@@ -1435,8 +1533,10 @@ class _Run:
                 reference.finish()
 
         for view in VIEWS:
-            for side in self.sides:
-                recorder = side.recorders[view.name]
+            pairs = [(side, side.recorders[view.name]) for side in self.sides]
+            if view.name in self.faulted.late:
+                pairs.append((self.faulted, self.faulted.late[view.name]))
+            for side, recorder in pairs:
                 informer = side.informers[view.name]
                 for violation in recorder.violations:
                     self.fail(violation)
@@ -1448,7 +1548,8 @@ class _Run:
                         f"store: {_diff(recorder.state, _rvs(informer.store))}"
                     )
                 synthesized = sum(e.final_state_unknown for e in recorder.events)
-                if synthesized != informer.statistics().synthesized_deletions:
+                late = recorder.side.endswith("(late subscriber)")
+                if not late and synthesized != informer.statistics().synthesized_deletions:
                     self.fail(
                         f"{side.name} {view.name}: {synthesized} synthesized deletions seen, "
                         f"statistics say {informer.statistics().synthesized_deletions}"

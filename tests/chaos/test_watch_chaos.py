@@ -29,13 +29,18 @@ from tests.chaos._harness import (
     generate_schedule,
     run_schedule,
     store_consumer,
+    trace_consumer,
 )
 
 SEEDS = range(12)
 
 
 def consumers() -> list[Consumer]:
-    return [ticket_pipeline_consumer(), *(store_consumer(view.name) for view in VIEWS)]
+    return [
+        ticket_pipeline_consumer(),
+        trace_consumer(),
+        *(store_consumer(view.name) for view in VIEWS),
+    ]
 
 
 def faults_fired(report: ScheduleReport) -> int:
@@ -80,3 +85,17 @@ async def test_every_kind_of_fault_takes_effect() -> None:
 
 
 # -- regression seeds ----------------------------------------------------------------------
+
+
+async def test_seed_0_of_bursts_resumes_a_watch_that_fell_behind() -> None:
+    """Failed before d234dc7 (the fake): a burst of writes longer than the faulted server's
+    per-watch buffer ends the watches that fell behind (as the watch cache does); they resume
+    from their last resourceVersion, and the fake counted that replay against the buffer too,
+    so it ended every resume at once: the informer of configmaps/beta looped on "very short
+    watch" (39 times in 10 s) and never converged, until a compaction would have forced a
+    relist."""
+    schedule = generate_schedule(0, kinds=["burst"], faults=3)
+    report = await run_schedule(schedule, consumers=consumers())
+    assert report.passed, report.describe()
+    assert report.fired["burst"] >= 1, report.describe()
+    assert report.client_errors["ShortWatch"] < 5, report.describe()

@@ -13,10 +13,15 @@ short pauses. `run_schedule(schedule)` carries it out:
 - the informers of `VIEWS` (full and metadata-only, all namespaces or one, with and without
   label and field selectors) against each server, through the real client (`open_client`,
   `open_informer`), with timings shortened through `WatchPolicy`;
-- a recorder on every informer's event stream, and the *consumers under test* (`Consumer`:
-  a function from event streams to a comparable final state) on both twins.
+- a recorder on every informer's event stream (and, from a random point of the schedule on, a
+  late subscriber, which starts from the informer's replay of its store), and the *consumers
+  under test* (`Consumer`: a function from event streams to a comparable final state) on both
+  twins: `store_consumer`, `trace_consumer` here, the ticket controller's pipeline in
+  `_consumers.py`.
 
-At the end (faults cleared) it checks, and reports every violation as a failure:
+After the last step, faults still pending get a bounded time to meet their request (a LIST
+fault gets its view's watches expired, so that a relist comes); then the rules are cleared and
+it checks, reporting every violation as a failure:
 
 1. each informer's Store equals the server's state (a fresh list through the client), objects
    compared in full (metadata for metadata-only views);
@@ -32,9 +37,16 @@ At the end (faults cleared) it checks, and reports every violation as a failure:
    resourceVersions, in order), and both servers ended in the same state;
 5. every consumer's final state on the faulted twin equals its state on the fault-free twin.
 
-Every fault that took effect is counted by kind (the fake's counters, plus the genuine 410s a
-compaction causes), and the informers' error counters are summed, so a report says what was
-exercised, not only what was planned.
+Every fault that took effect is counted by kind (the fake's counters, the watches an immediate
+fault hit, plus the genuine 410s a compaction causes), and the informers' error counters are
+summed, so a report says what was exercised, not only what was planned. A crash (an exception
+out of an informer, a consumer or the harness) is a failure too, with its traceback.
+
+Use::
+
+    report = await run_schedule(generate_schedule(seed), consumers=[store_consumer("pods")])
+    assert report.passed, report.describe()
+    print(format_campaign([report]))
 
 Wall time: one schedule runs in about 1-3 s (backoffs of tens of milliseconds, a 0.6 s
 inactivity timeout, the 1 s Retry-After of a 429). Real clock: the sockets are real. Waits are
@@ -1348,7 +1360,7 @@ class _Run:
                 )
                 config = load_kubeconfig(side.server.kubeconfig_path)
                 side.client = await stack.enter_async_context(
-                    open_client(config, rate_limit=None, request_timeout=REQUEST_TIMEOUT)
+                    open_client(config, request_timeout=REQUEST_TIMEOUT)  # default rate limit
                 )
                 side.references = {v.name: _Reference(side.store, v) for v in VIEWS}
             for step in self.schedule.initial:

@@ -5,6 +5,9 @@ Every arrow inside is a pipeable operator without I/O or clock. It may import `r
 and `rxkube.proxy`; only the CLI module imports `rxkube.fakes` (checked by import-linter).
 """
 
+from rxkube.controllers._admin import (
+    serve_admin,
+)
 from rxkube.controllers._app_effects import (
     app_effects,
 )
@@ -108,18 +111,38 @@ from rxkube.controllers._reconcile import (
     reconcile,
     seeded_suffixes,
 )
+from rxkube.controllers._replication import (
+    AUTHORITY_ANNOTATION,
+    AUTHORITY_PORT,
+    AuthorityRole,
+    Replication,
+    authority_role,
+    lease_policy,
+    open_replication,
+)
 from rxkube.controllers._runner import (
     AppStatus,
     ControllerStatistics,
     TicketController,
     open_ticket_controller,
 )
+from rxkube.controllers._status import (
+    Activity,
+    AppBoard,
+    ServerBoard,
+    StatusBoard,
+    StatusSnapshot,
+)
 
 __all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
+    "AUTHORITY_ANNOTATION",
+    "AUTHORITY_PORT",
     "AUTOSCALED_LABEL",
+    "Activity",
     "AnnotationDoc",
+    "AppBoard",
     "AppChanged",
     "AppEffect",
     "AppMetrics",
@@ -129,6 +152,7 @@ __all__ = [
     "AppStatus",
     "AppWithdrawn",
     "AppsState",
+    "AuthorityRole",
     "AutoscaleStep",
     "AutoscaledPod",
     "ConfigError",
@@ -156,18 +180,23 @@ __all__ = [
     "PodUpdate",
     "ProxyApp",
     "ReconcileState",
+    "Replication",
     "Reportable",
     "RoutingMode",
     "ScaleDecision",
     "ServePlan",
+    "ServerBoard",
     "ServerList",
     "ServerLoad",
+    "StatusBoard",
+    "StatusSnapshot",
     "TEMPLATE_HASH_LABEL",
     "TicketController",
     "TicketPipeline",
     "app_config",
     "app_effects",
     "apply_deployment_event",
+    "authority_role",
     "autoscale",
     "autoscaled_pods",
     "command_failed",
@@ -177,14 +206,17 @@ __all__ = [
     "fields",
     "is_app",
     "join_deployments",
+    "lease_policy",
     "load_summary",
     "main",
+    "open_replication",
     "open_ticket_controller",
     "parse_app_spec",
     "parse_pod_target",
     "pod_servers",
     "reconcile",
     "seeded_suffixes",
+    "serve_admin",
     "serve_endpoints",
     "serve_plan",
     "servers_by_app",

@@ -54,6 +54,7 @@ from reactivex.abc import DisposableBase
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
+from rxkube.controllers._admin import serve_admin
 from rxkube.controllers._apps import (
     AppChanged,
     AppEffect,
@@ -70,6 +71,8 @@ from rxkube.controllers._metrics import AppMetrics
 from rxkube.controllers._pipeline import ticket_pipeline
 from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
 from rxkube.controllers._pods import PodProblem, PodUpdate
+from rxkube.controllers._replication import Replication, open_replication
+from rxkube.controllers._status import StatusBoard, StatusSnapshot
 from rxkube.proxy import (
     Change,
     LoadChanged,
@@ -96,7 +99,6 @@ from rxkube.streams import (
     WatchPolicy,
     open_event_sink,
     open_informer,
-    open_leader_election,
 )
 
 __all__ = [
@@ -268,6 +270,7 @@ class TicketController:
         domain: str | None,
         port_retry: float,
         election: LeaderElection | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.namespace = namespace
         self.proxy = proxy
@@ -281,6 +284,8 @@ class TicketController:
         self.domain = domain
         self.election = election
         """The leader election this replica takes part in (None: none, it leads alone)."""
+        self.replication = replication
+        """The replicated ticket authority and its role (with leader election), else None."""
         self._applier = _Applier(self, port_retry)
         self._ready = trio.Event()
         self._draining = False
@@ -292,6 +297,10 @@ class TicketController:
         self._changed = trio.lowlevel.ParkingLot()
         self.metrics_address: tuple[str, int] | None = None
         """Where `/metrics`, `/healthz` and `/readyz` are served (None: nowhere)."""
+        self.admin_address: tuple[str, int] | None = None
+        """Where the status page is served (None: nowhere)."""
+        self.board = StatusBoard(lambda: scheduler.now.timestamp())
+        """What the status page shows (fed from the start; read it with `status()`)."""
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -365,6 +374,8 @@ class TicketController:
             return False, "draining"
         if not self._ready.is_set():
             waiting = [role for role, i in self.informers.items() if not i.synced]
+            if self.replication is not None and not self.replication.authority.statistics().synced:
+                waiting.append("the ticket table's leader")
             return False, "waiting for " + (", ".join(waiting) or "the first state to apply")
         return True, "ready"
 
@@ -395,6 +406,22 @@ class TicketController:
             events=self.events.statistics(),
             config_errors=self._config_errors,
             apply_errors=self._applier.errors,
+        )
+
+    def status(self) -> StatusSnapshot:
+        """The status page's content now: apps, their pods with users and readiness, free
+        tickets, the queue, configuration problems, recent scale actions and Events."""
+        stats = self.statistics()
+        return self.board.snapshot(
+            namespace=self.namespace,
+            ready=stats.ready,
+            draining=stats.draining,
+            leader=stats.leader,
+            apps=stats.apps,
+            specs=self.apps,
+            proxy_apps=stats.proxy.apps,
+            connections=stats.proxy.connections,
+            config_errors=stats.config_errors,
         )
 
     # -- wiring ----------------------------------------------------------------------------
@@ -525,7 +552,8 @@ class TicketController:
                 self.metrics.set_load(
                     load.app, users=load.tickets, free_tickets=load.free, waiting=load.queued
                 )
-        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps:
+        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps and self.leader:
+            # Followers relay the leader's changes: counted once, by the leader.
             self.metrics.ticket_issued(change.app, waited=change.waited)
 
     def _port_unavailable(self, desired: ProxyApp, port: int, error: OSError) -> None:
@@ -555,7 +583,10 @@ class TicketController:
         for informer in self.informers.values():
             await informer.wait_synced()
         await self._applier.wait_idle()
+        if self.replication is not None:
+            await self.replication.authority.wait_synced()
         self._ready.set()
+        self._touch()
         log.info(
             "ready",
             extra=fields(namespace=self.namespace, apps=len(self._applier.applied)),
@@ -664,7 +695,10 @@ async def open_ticket_controller(
     instance: str = "",
     leader_election: LeasePolicy | None = None,
     lease_name: str = "rxkube",
+    authority_listen: tuple[str, int] | None = None,
+    authority_host: str | None = None,
     metrics_listen: tuple[str, int] | None = None,
+    admin_listen: tuple[str, int] | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
     port_retry: float = 30.0,
@@ -693,7 +727,14 @@ async def open_ticket_controller(
       `instance` (required then); only the leader posts Events (issue 8's autoscaler reads
       `controller.leader` too). Every replica serves users either way. None: no election,
       this replica counts as the leader.
+    - `authority_listen`, `authority_host` (with `leader_election`): the replicas share one
+      ticket table, led by the Lease holder (rxkube.controllers._replication); its API listens
+      on `authority_listen` (default: the first listener's host, a free port) and the others
+      reach it at `authority_host` (default: that host; the pod IP in a cluster). Needs
+      `proxy_config.ticket_keys`. Readiness waits for the leader's table too.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
+    - `admin_listen`: serve the status page there (`/`, `/status.json`, `/status/events`;
+      None: no listener). `controller.status()` gives the same content in-process.
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
     - `watch_policy`: the watches' timings (tests shorten them).
@@ -751,21 +792,32 @@ async def open_ticket_controller(
                         )
                     )
                 )
-                election = None
+                election = replication = None
                 if leader_election is not None:
                     if not instance:
                         raise ValueError("leader election needs an instance name (the pod's)")
-                    election = await stack.enter_async_context(
-                        open_leader_election(
+                    replication = await stack.enter_async_context(
+                        open_replication(
                             client,
                             namespace=namespace,
-                            name=lease_name,
+                            lease_name=lease_name,
                             identity=instance,
                             policy=leader_election,
+                            keys=config.ticket_keys,
+                            listen=authority_listen or (listen[0][0], 0),
+                            advertise_host=authority_host,
+                            registry=registry,
                             rng=rng,
                         )
                     )
-                proxy = await stack.enter_async_context(open_ticket_proxy(config, listen=listen))
+                    election = replication.election
+                proxy = await stack.enter_async_context(
+                    open_ticket_proxy(
+                        config,
+                        listen=listen,
+                        authority=None if replication is None else replication.authority,
+                    )
+                )
                 metrics = AppMetrics(registry)
                 controller = TicketController(
                     namespace=namespace,
@@ -780,6 +832,15 @@ async def open_ticket_controller(
                     domain=config.domain,
                     port_retry=port_retry,
                     election=election,
+                    replication=replication,
+                )
+                stack.callback(
+                    controller.board.attach(
+                        changes=proxy.changes,
+                        pods=informers["pods"].events,
+                        effects=controller.app_effects,
+                        event_outcomes=sink.outcomes,
+                    ).dispose
                 )
                 collector = _ControllerCollector(controller)
                 registry.register(collector)
@@ -803,6 +864,16 @@ async def open_ticket_controller(
                             metrics_listen[1],
                             registry=registry,
                             ready=controller.readiness,
+                        )
+                    )
+                if admin_listen is not None:
+                    controller.admin_address = await nursery.start(
+                        partial(
+                            serve_admin,
+                            admin_listen[0],
+                            admin_listen[1],
+                            status=controller.status,
+                            board=controller.board,
                         )
                     )
                 log.info(

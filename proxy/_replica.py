@@ -234,6 +234,7 @@ class ReplicatedTicketAuthority:
         self._promotions += 1
         self._restored = restored
         self._last_promotion = self._clock() - started
+        self._synced_event.set()  # `wait_synced` waits for leading too
         _log.info("%s leads the ticket table now: %d tickets restored", self.identity, restored)
 
     def follow(self, address: str) -> None:
@@ -252,10 +253,24 @@ class ReplicatedTicketAuthority:
         )
         self._client = client
         self._synced = False
-        self._synced_event = trio.Event()
+        if self._synced_event.is_set():  # an unset one may have waiters: keep it
+            self._synced_event = trio.Event()
         scope = trio.CancelScope()
         self._follow_scope = scope
         self._nursery.start_soon(self._follow, address, client, scope)
+
+    def stand_by(self) -> None:
+        """Neither lead nor follow: the Lease was lost (or has no holder) and who leads next is
+        not known yet. Holders go on from the copy (a leader's table becomes the copy, handed
+        to the next leader in the first report); new tickets get 503 until `lead()` or
+        `follow()`. Idempotent."""
+        if self._local is not None:
+            self._step_down()
+        if self._leader is not None or self._follow_scope is not None:
+            _log.info("%s stands by: no leader of the ticket table is known", self.identity)
+        self._stop_following()
+        if self._synced_event.is_set():
+            self._synced_event = trio.Event()
 
     async def wait_synced(self) -> None:
         """Wait until this replica leads, or holds a snapshot of its leader's table."""

@@ -422,6 +422,9 @@ class Watcher:
         self.close_reason = ""
         self.on_ready: Callable[[], None] | None = None
         self._name = fields.exact_name()
+        self.initial = 0
+        """Items buffered when the watch started (synthetic ADDEDs, or the history replayed to a
+        resumed watch), until taken: they do not count against `max_buffer`."""
 
     def matches(self, entry: Entry) -> bool:
         if self.namespace and entry.namespace != self.namespace:
@@ -453,9 +456,12 @@ class Watcher:
 
     def _push(self, item: WatchItem) -> None:
         self.buffer.append(item)
-        if len(self.buffer) > self.max_buffer:
+        if len(self.buffer) > self.max_buffer + self.initial:
             # The real watch cache terminates a watcher that cannot keep up; the client
-            # re-watches from the last RV it received and loses nothing.
+            # re-watches from the last RV it received and loses nothing. The initial events
+            # are not counted: the cache sends those before it dispatches live ones, blocking
+            # rather than dropping (cacher.go, processInterval), so a client that resumes
+            # after falling behind is not ended again at once, in a loop until a compaction.
             self.close("the watcher fell too far behind")
             return
         if self.on_ready is not None:
@@ -465,6 +471,7 @@ class Watcher:
         """Everything buffered, oldest first (the buffer is then empty)."""
         items = list(self.buffer)
         self.buffer.clear()
+        self.initial = 0
         return items
 
     def close(self, reason: str = "closed") -> None:
@@ -840,6 +847,7 @@ class Store:
         hist = self._hist(res)
         if requested is not None and requested > self._rv:
             raise StatusError.too_large_resource_version(requested, self._rv)
+        watcher.initial = len(hist.changes) + len(self._bucket(res))  # no limit while filling
         if requested is None or send_initial_events:
             if requested is not None and requested < hist.floor and not send_initial_events:
                 raise _too_old(requested, hist.floor)
@@ -855,6 +863,7 @@ class Store:
             for change in hist.changes:
                 if change.rv > requested:
                     watcher._offer(change)
+        watcher.initial = len(watcher.buffer)
         watcher.progress_rv = self._rv
         self._watchers.setdefault(res.qualified, []).append(watcher)
         return watcher

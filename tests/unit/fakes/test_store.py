@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rxkube.fakes import Change, DeleteOptions, StatusError, Store
+from rxkube.fakes import Change, DeleteOptions, Entry, StatusError, Store
 
 
 def make_store(**options: Any) -> Store:
@@ -458,6 +458,36 @@ def test_a_slow_watcher_is_closed_not_grown() -> None:
     assert watcher.closed
     assert watcher.take() == []
     assert watcher not in store.watchers("configmaps")
+
+
+def test_a_resumed_watch_gets_its_whole_history_whatever_the_buffer() -> None:
+    # Found by the watch chaos suite (tests/chaos, seeds with a `burst`): a watcher ended for
+    # falling behind resumes from its last resourceVersion; its replay was counted against the
+    # buffer too, so the resume was ended at once, again and again, until a compaction.
+    store = make_store()
+    start = store.resource_version
+    for i in range(5):
+        store.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace="default")
+    resumed = store.watch("configmaps", resource_version=str(start), max_buffer=3)
+    assert not resumed.closed
+    names = [entry.name for _, entry in resumed.take() if isinstance(entry, Entry)]
+    assert names == ["c0", "c1", "c2", "c3", "c4"]
+    # Live events are bounded again once the replay is taken.
+    for i in range(4):
+        store.create("configmaps", {"metadata": {"name": f"d{i}"}}, namespace="default")
+    assert resumed.closed
+
+
+def test_a_replay_does_not_count_against_the_live_buffer() -> None:
+    store = make_store()
+    start = store.resource_version
+    for i in range(5):
+        store.create("configmaps", {"metadata": {"name": f"c{i}"}}, namespace="default")
+    resumed = store.watch("configmaps", resource_version=str(start), max_buffer=3)
+    for i in range(3):  # not yet taken: 5 replayed + 3 live, within the live buffer of 3
+        store.create("configmaps", {"metadata": {"name": f"d{i}"}}, namespace="default")
+    assert not resumed.closed
+    assert len(resumed.take()) == 8
 
 
 def test_subscribers_see_every_change_in_order_even_when_they_write() -> None:

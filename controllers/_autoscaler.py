@@ -70,7 +70,11 @@ __all__ = [
 ]
 
 KeepReason: TypeAlias = Literal["busy", "creating", "starting", "needed", "cooling down"]
-DeleteReason: TypeAlias = Literal["failed", "not ready", "old template", "idle", "above pods.max"]
+DeleteReason: TypeAlias = Literal[
+    "failed", "not ready", "old template", "idle", "above pods.max", "app removed"
+]
+"""Why a pod is deleted: rules R3, R5, R6/R7, R8, R9; "app removed" when its app is no longer
+served at all (the pipeline deletes every autoscaled pod of it; see `_scaling.py`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,6 +117,8 @@ class ReconcileState:
     """No create is sent before this time (after a failure)."""
     create_timeout: float = 60.0
     delete_retry: float = 30.0
+    backoff_first: float = _BACKOFF_FIRST
+    backoff_max: float = _BACKOFF_MAX
 
 
 def seeded_suffixes(seed: int | str) -> Callable[[], str]:
@@ -326,7 +328,9 @@ def command_failed(state: ReconcileState, command: PodCommand, *, now: float) ->
     """
     if isinstance(command, CreatePod):
         creating = {n: t for n, t in state.creating.items() if n != command.name}
-        backoff = min(_BACKOFF_MAX, state.backoff * 2 if state.backoff else _BACKOFF_FIRST)
+        backoff = min(
+            state.backoff_max, state.backoff * 2 if state.backoff else state.backoff_first
+        )
         return replace(state, creating=creating, backoff=backoff, not_before=now + backoff)
     # Keep the expectation, restarted now: the delete is sent again after `delete_retry`,
     # so a refusing API (403) is retried at that pace rather than on every step.

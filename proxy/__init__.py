@@ -19,6 +19,7 @@ Embedding (everything runs in a nursery the block owns; leaving it shuts down gr
         proxy.changes.subscribe(on_change)     # TicketIssued, TicketReleased, WaiterQueued,
                                                # WaiterLeft, ServerChanged, LoadChanged(AppLoad)
         proxy.statistics()                     # ProxyStatistics(apps={name: AppStatistics})
+        proxy.observer = metrics               # a ProxyObserver: latency, upstream failures
         await proxy.remove_app("lab")
 
 - `AppConfig`: name (DNS label), routing "path" (`/<name>/...`) or "host" (`<name>.<domain>`),
@@ -49,7 +50,7 @@ from rxkube.proxy._cookies import (
     TicketSigner,
     load_ticket_keys,
 )
-from rxkube.proxy._server import TicketProxy, open_ticket_proxy
+from rxkube.proxy._server import ProxyObserver, TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
     AppAdded,
     AppLoad,
@@ -101,6 +102,7 @@ __all__ = [
     "LocalTicketAuthority",
     "ProxyConfig",
     "ProxyLimits",
+    "ProxyObserver",
     "ProxyStatistics",
     "ServerAdded",
     "ServerChanged",

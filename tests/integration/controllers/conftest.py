@@ -1,9 +1,13 @@
 """End-to-end harness: the fake API server, real local pod backends, the ticket controller.
 
-Pods are created through the fake's store with the status a kubelet would write (Running,
-Ready, a pod IP), and each gets a real HTTP/WebSocket backend on its own loopback address
-(127.x.y.z), as the simulated kubelet will do. Everything else goes through the real code: the
-client over loopback, the informers, the pipelines, the proxy, the Events sink.
+Two kinds of pods. `open_cluster(simulate=SimSettings(...))` runs the fake's simulated cluster:
+Deployments roll out to pods, and a kubelet runs every pod (the Deployment's and the
+autoscaler's) as a real HTTP/WebSocket backend on its own loopback address, Ready after the
+configured delays. Without `simulate`, tests make pods by hand (`add_pod`): created through the
+fake's store with the status a kubelet would write (Running, Ready, a pod IP), each with a real
+backend on its own loopback address (127.x.y.z). Everything else goes through the real code:
+the client over loopback, the informers, the pipelines, the autoscaler, the pod sink, the proxy,
+the Events sink.
 
 Waiting is on conditions (`controller.wait_until`), never on sleeps; every wait has a deadline.
 """
@@ -28,7 +32,7 @@ from rxkube.controllers import (
     TicketController,
     open_ticket_controller,
 )
-from rxkube.fakes import FakeApiServer, open_fake_apiserver
+from rxkube.fakes import FakeApiServer, SimSettings, open_fake_apiserver
 from rxkube.proxy import ProxyConfig
 from rxkube.streams import KubeClient, WatchPolicy, load_kubeconfig, open_client
 from tests.integration.proxy.backend import Backend
@@ -130,7 +134,8 @@ class User:
         if response.status_code == 200 and response.headers.get("content-type") == (
             "application/json"
         ):
-            backend = response.json().get("backend")
+            data = response.json()
+            backend = data.get("backend") or data.get("pod")  # our backends, the simulation's
         return Reply(response.status_code, backend, response.text)
 
 
@@ -291,11 +296,14 @@ async def open_cluster(
     *,
     namespace: str = NAMESPACE,
     before: Callable[[FakeApiServer], object] | None = None,
+    simulate: SimSettings | None = None,
     **controller_options: Any,
 ) -> AsyncIterator[Cluster]:
     """The fake API server, a namespace, and a ticket controller watching it (`before` runs
-    on the fake before the controller starts, e.g. to inject faults)."""
-    async with open_fake_apiserver(bookmark_interval=1.0) as server:
+    on the fake before the controller starts, e.g. to inject faults; `simulate` runs the
+    simulated cluster)."""
+    sim: bool | SimSettings = simulate if simulate is not None else False
+    async with open_fake_apiserver(bookmark_interval=1.0, simulate=sim) as server:
         server.store.create("namespaces", {"metadata": {"name": namespace}})
         if before is not None:
             before(server)

@@ -135,6 +135,7 @@ from rxkube.controllers._replay import (
     UserLeft,
     UserServed,
     parse_overrides,
+    record_streams,
     replay_timeline,
     replay_trace,
 )
@@ -252,6 +253,7 @@ __all__ = [
     "parse_pod_target",
     "pod_servers",
     "reconcile",
+    "record_streams",
     "replay_timeline",
     "replay_trace",
     "seeded_suffixes",

@@ -47,7 +47,7 @@ import orjson
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
-from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.disposable import CompositeDisposable
 from reactivex.scheduler import HistoricalScheduler
 from reactivex.subject import Subject
 
@@ -68,7 +68,11 @@ from rxkube.controllers._demand import (
     DemandDecoder,
     RecordedCommand,
     Visit,
+    autoscaler_stream,
+    command_record,
     recorded_commands,
+    ticket_record,
+    tickets_stream,
     visits,
 )
 from rxkube.controllers._load import LoadView
@@ -103,7 +107,16 @@ from rxkube.proxy import (
     WaiterLeft,
     WaiterQueued,
 )
-from rxkube.streams import StreamEvent, Trace, TraceEvent, TraceRecord, WatchEvent, load_trace
+from rxkube.streams import (
+    StreamEvent,
+    Trace,
+    TraceEvent,
+    TraceRecord,
+    TraceWriter,
+    WatchEvent,
+    load_trace,
+    open_trace_writer,
+)
 
 __all__ = [
     "OVERRIDABLE",
@@ -116,6 +129,7 @@ __all__ = [
     "UserLeft",
     "UserServed",
     "parse_overrides",
+    "record_streams",
     "replay_timeline",
     "replay_trace",
 ]
@@ -133,6 +147,9 @@ OVERRIDABLE: Final[Mapping[str, str]] = {
 }
 """Settings a replay may override -> the annotation each one stands for."""
 
+API_LATENCY: Final = 0.001
+"""Seconds from a simulated pod command to its effect in the pod stream (the API's round
+trip): a recorded what-if then shows, as a live recording does, each command before its pod."""
 DEFAULT_START_DELAY: Final = 10.0
 """Start delay of simulated pods when the trace shows no pod going from created to Ready."""
 
@@ -177,7 +194,8 @@ class UserServed:
 
 @dataclass(frozen=True, slots=True)
 class UserLeft:
-    """A user who gave up waiting during the replay (left the queue unserved)."""
+    """A user who left unserved during the replay: gave up waiting, or (a what-if) came while
+    the app was not served at all (`waited` 0)."""
 
     t: float
     app: str
@@ -508,10 +526,12 @@ class _Streams:
     tickets: Mapping[str, str]
     """Ticket stream id -> its app ("" when each record names its app)."""
     autoscaler: tuple[str, ...]
+    namespace: str
 
 
 def _classify(trace: Trace) -> _Streams:
     metadata = deployments = pods = None
+    namespace = ""
     tickets: dict[str, str] = {}
     autoscaler_streams = []
     for sid, spec in trace.header.streams.items():
@@ -522,6 +542,7 @@ def _classify(trace: Trace) -> _Streams:
         elif sid.startswith("autoscaler/"):
             autoscaler_streams.append(sid)
         elif resource.startswith("deployments"):
+            namespace = str(spec.get("namespace") or namespace)
             if spec.get("metadataOnly") or sid.endswith("meta"):
                 metadata = sid
             else:
@@ -533,7 +554,9 @@ def _classify(trace: Trace) -> _Streams:
             "the trace has no Deployment or no pod watch stream: it was not recorded from the "
             f"ticket controller (streams: {sorted(trace.header.streams)})"
         )
-    return _Streams(metadata, deployments, pods, tickets, tuple(autoscaler_streams))
+    return _Streams(
+        metadata, deployments, pods, tickets, tuple(autoscaler_streams), namespace or "default"
+    )
 
 
 def _ready(pod: Mapping[str, Any]) -> bool:
@@ -762,8 +785,8 @@ class _SimPods:
             }
             self._emit("MODIFIED", current)
 
-        self._later(0.0, added)
-        self._later(delay, ready)
+        self._later(API_LATENCY, added)
+        self._later(API_LATENCY + delay, ready)
 
     def _delete(self, command: DeletePod) -> None:
         pod = self.pods.get(command.name)
@@ -787,21 +810,25 @@ class _SimPods:
                 del self.pods[command.name]
                 self._emit("DELETED", current)
 
-        self._later(0.0, modified)
-        self._later(next(self.stops), gone)
+        self._later(API_LATENCY, modified)
+        self._later(API_LATENCY + next(self.stops), gone)
 
 
 class _SimUsers:
     """The recorded demand as simulated users of a real ticket table."""
 
     def __init__(
-        self, scheduler: abc.SchedulerBase, authority: _Authority, start: datetime
+        self,
+        scheduler: abc.SchedulerBase,
+        authority: _Authority,
+        start: datetime,
+        on_lost: Callable[[str, str], None],
     ) -> None:
         self.scheduler = scheduler
         self.authority = authority
         self.start = start
         self.sessions: dict[tuple[str, str], float | None] = {}
-        self.lost = 0
+        self.on_lost = on_lost
 
     def now(self) -> float:
         return self.scheduler.now.timestamp()
@@ -829,7 +856,7 @@ class _SimUsers:
     def arrive(self, visit: Visit, client: str) -> None:
         table, app, now = self.authority.table, visit.app, self.now()
         if app not in table.apps:
-            self.lost += 1  # nobody served this app at that moment
+            self.on_lost(app, client)  # nobody served this app at that moment
             return
         self.sessions[app, client] = visit.session
         decision, effects = table.request(app, client, now)
@@ -887,6 +914,7 @@ def replay_timeline(
     defaults: ParserDefaults | None = None,
     settings: AutoscalerSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    record: TraceWriter | None = None,
 ) -> Observable[TimelineEvent]:
     """The decision timeline of a replay of `trace`, as a cold Observable (see the module
     docstring). Subscribe with a virtual-time scheduler (a `HistoricalScheduler` started at
@@ -897,6 +925,9 @@ def replay_timeline(
       there are overrides, else recorded.
     - `seed`: names of simulated pods (a recorded replay reuses the recorded names).
     - `progress(done, total)`: called every 1,000 trace records, and at the end.
+    - `record`: write what the pipelines saw to this trace writer, as `rxkube run` records
+      it (open it with `record_streams(trace)` and the replay's scheduler): a what-if run
+      becomes a trace of its own, whose plain replay gives the same decisions.
     """
     loaded = _as_trace(trace)
     changes_by_app = parse_overrides(overrides)
@@ -967,11 +998,15 @@ def replay_timeline(
         steps = inputs.pipe(autoscaler(scheduler, settings=settings, new_suffix=suffixes))
         starts, stops = _measured_delays(records, streams.pods)
         sim_pods = _SimPods(scheduler, pods, streams.pods, loaded.header.started, starts, stops)
-        users = _SimUsers(scheduler, authority, start)
+        users = _SimUsers(
+            scheduler,
+            authority,
+            start,
+            lambda app, client: observer.on_next(UserLeft(round(seconds(), 6), app, client, 0.0)),
+        )
         loads = _RecordedLoads(changes)
         decoder = DemandDecoder({sid: app for sid, app in streams.tickets.items() if app})
         sent: dict[str, PodCommand] = {}
-        finished = [False]
 
         def on_plan(output: object) -> None:
             if isinstance(output, ProxyApp):
@@ -997,9 +1032,13 @@ def replay_timeline(
                     waited = round(change.time - since, 6)
                     observer.on_next(UserLeft(at, change.app, change.client, waited))
 
+        scale_stream = _namespaced(streams, "autoscaler")
+
         def on_step(step: ScaleStep) -> None:
             observer.on_next(_row(step, seconds()))
             for command in step.commands:
+                if record is not None:
+                    record.write(command_record(command, scale_stream))
                 sent[command.name] = command
                 if simulate:
                     sim_pods.apply(command)
@@ -1012,9 +1051,9 @@ def replay_timeline(
         if not simulate:
             changes_seen = changes.pipe(ops.filter(lambda c: not isinstance(c, LoadChanged)))
             subscriptions.append(changes_seen.subscribe(lambda c: loads.after(c, capacity)))
+        if record is not None:
+            subscriptions.extend(_recording(record, streams, deployments, metadata, pods, changes))
         subscriptions.append(pipeline.connect())
-        if simulate:
-            users.schedule(visits(records, streams.tickets, end=duration))
 
         pods_synced = [False]
         total = len(records)
@@ -1059,17 +1098,59 @@ def replay_timeline(
         def complete() -> None:
             if progress is not None:
                 progress(done[0], total)
-            # Let timers due before the end of the trace run, then stop.
-            finished[0] = True
             observer.on_completed()
 
         source = loaded.replay(scheduler=scheduler)
-        end_at = loaded.header.started + timedelta(seconds=duration)
-        replaying = source.subscribe(route, observer.on_error, lambda: None, scheduler=scheduler)
-        ender = scheduler.schedule_absolute(max(end_at, scheduler.now), lambda *_: complete())
-        return CompositeDisposable(*subscriptions, replaying, ender, Disposable(lambda: None))
+        replaying = source.subscribe(route, observer.on_error, complete, scheduler=scheduler)
+        if simulate:
+            # After the trace's first records are scheduled: at equal times, the app comes
+            # before the users who use it.
+            users.schedule(visits(records, streams.tickets, end=duration))
+        return CompositeDisposable(*subscriptions, replaying)
 
     return Observable(subscribe)
+
+
+def _namespaced(streams: _Streams, kind: str) -> str:
+    return f"{kind}/{streams.namespace}"
+
+
+def record_streams(trace: Trace | str | Path) -> dict[str, Mapping[str, Any]]:
+    """The streams a trace writer needs to record a replay of `trace` (`replay_timeline`'s
+    `record`): its watch streams, and the namespace's ticket and autoscaler streams."""
+    loaded = _as_trace(trace)
+    streams = _classify(loaded)
+    declared: dict[str, Mapping[str, Any]] = {
+        sid: loaded.header.streams[sid]
+        for sid in (streams.metadata, streams.deployments, streams.pods)
+        if sid is not None
+    }
+    namespace = streams.namespace
+    declared[tickets_stream(namespace)] = {"kind": "tickets", "namespace": namespace}
+    declared[autoscaler_stream(namespace)] = {"kind": "autoscaler", "namespace": namespace}
+    return declared
+
+
+def _recording(
+    writer: TraceWriter,
+    streams: _Streams,
+    deployments: Observable[WatchEvent],
+    metadata: Observable[WatchEvent],
+    pods: Observable[WatchEvent],
+    changes: Observable[Change],
+) -> list[abc.DisposableBase]:
+    tickets = tickets_stream(streams.namespace)
+
+    def on_change(change: Change) -> None:
+        record = ticket_record(change, tickets)
+        if record is not None:
+            writer.write(record)
+
+    out = [deployments.subscribe(writer.write), pods.subscribe(writer.write)]
+    if streams.metadata is not None:
+        out.append(metadata.subscribe(writer.write))
+    out.append(changes.subscribe(on_change))
+    return out
 
 
 def _scaled(event: WatchEvent) -> bool:
@@ -1088,6 +1169,7 @@ def replay_trace(
     defaults: ParserDefaults | None = None,
     settings: AutoscalerSettings | None = None,
     progress: Callable[[int, int], None] | None = None,
+    record: str | Path | None = None,
 ) -> Timeline:
     """Replay `trace` in virtual time and return its decision timeline (see the module
     docstring and `replay_timeline` for the arguments)::
@@ -1096,6 +1178,9 @@ def replay_trace(
         print(timeline.summary().table(), timeline.matches_recording)
         what_if = replay_trace("run.jsonl.gz", overrides=["*.tickets.spare=4"])
         what_if.to_csv("spare4.csv")
+
+    `record`: also write what the replay's pipelines saw to this trace file (see
+    `replay_timeline`).
     """
     loaded = _as_trace(trace)
     parsed = parse_overrides(overrides)
@@ -1114,19 +1199,33 @@ def replay_trace(
         else:
             left.append(item)
 
-    timeline = replay_timeline(
-        loaded,
-        overrides=parsed,
-        mode=chosen,
-        seed=seed,
-        defaults=defaults,
-        settings=settings,
-        progress=progress,
-    )
-    subscription = timeline.subscribe(on_next, errors.append, scheduler=scheduler)
-    end = loaded.header.started + timedelta(seconds=loaded.duration)
-    scheduler.advance_to(end)
-    subscription.dispose()
+    writer = None
+    if record is not None:
+        writer = open_trace_writer(
+            record,
+            streams=record_streams(loaded),
+            scheduler=scheduler,
+            source=f"rxkube replay ({chosen}) of {loaded.header.source or 'a trace'}",
+            started=loaded.header.started,
+        )
+    try:
+        timeline = replay_timeline(
+            loaded,
+            overrides=parsed,
+            mode=chosen,
+            seed=seed,
+            defaults=defaults,
+            settings=settings,
+            progress=progress,
+            record=writer,
+        )
+        subscription = timeline.subscribe(on_next, errors.append, scheduler=scheduler)
+        end = loaded.header.started + timedelta(seconds=loaded.duration)
+        scheduler.advance_to(end)
+        subscription.dispose()
+    finally:
+        if writer is not None:
+            writer.close()
     if errors:
         raise errors[0]
     streams = _classify(loaded)

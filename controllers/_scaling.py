@@ -372,8 +372,11 @@ class Autoscaler:
         spec = app.spec
         summary = load.summary(name, capacity=spec.tickets_max)
         if app.mode == "draining":
+            # The drain marks every server not ready (no new users); to the autoscaler they
+            # are what they were: an idle one goes now, a busy one when its users leave.
             spec = replace(spec, tickets_spare=0, pods_cooldown=0.0)
-            summary = replace(summary, waiting=0)
+            servers = tuple(replace(s, ready=True) for s in summary.servers)
+            summary = replace(summary, servers=servers, waiting=0)
         result = autoscale(app.state, spec, summary, pods.values(), now=now, new_suffix=app.suffix)
         app.state = result.state
         decision = result.decision
@@ -424,7 +427,8 @@ class Autoscaler:
         self, name: str, app: _App, pods: Mapping[str, Mapping[str, Any]], now: float
     ) -> _StepResult:
         state = app.state
-        deleting = dict(state.deleting)
+        present = {str((p.get("metadata") or {}).get("uid") or "") for p in pods.values()}
+        deleting = {uid: sent for uid, sent in state.deleting.items() if uid in present}
         commands: list[PodCommand] = []
         terminating = 0
         alive = 0
@@ -445,6 +449,7 @@ class Autoscaler:
             terminating += 1
             commands.append(DeletePod(app.spec.namespace, pod_name, uid, name, "app removed"))
         retries = [sent + state.delete_retry for sent in deleting.values()]
+        retries = [t for t in retries if t > now]
         app.state = replace(state, deleting=deleting, creating={})
         step = ScaleStep(
             app=name,
@@ -534,6 +539,8 @@ def autoscaler(
 
             def arm(app: str, when: float | None) -> None:
                 current = timers.get(app)
+                if when is not None and when <= now():
+                    when = None  # a step's next check is always in the future; never spin
                 if when is None:
                     if current is not None:
                         current[1].dispose()

@@ -155,6 +155,10 @@ class ScaleDecision:
     starting_capacity: int
     target: int
     next_check: float | None
+    slack: int = 0
+    """Free tickets (obsolete idle pods' excluded) plus starting capacity, minus the target,
+    before any create: how many more tickets could be taken, or waiters come, before R6
+    creates a pod. Negative when pods are (or would be, but for pods.max) created."""
 
     @property
     def desired_pods(self) -> int:
@@ -299,4 +303,5 @@ def decide(
         starting_capacity=starting_capacity,
         target=target,
         next_check=min(future) if future else None,
+        slack=-deficit,
     )

@@ -177,6 +177,15 @@ class LoadView:
             return {}
         return {name: (s.uid, s.ready) for name, s in state.servers.items()}
 
+    def is_waiting(self, app: str, client: str) -> bool:
+        state = self._apps.get(app)
+        return state is not None and client in state.waiting
+
+    def server_users(self, app: str, server: str) -> int:
+        state = self._apps.get(app)
+        found = None if state is None else state.servers.get(server)
+        return 0 if found is None else found.users
+
     def users(self, app: str) -> int:
         state = self._apps.get(app)
         return 0 if state is None else len(state.tickets)
@@ -189,6 +198,22 @@ class LoadView:
         """Tickets issued since the app was added."""
         state = self._apps.get(app)
         return 0 if state is None else state.issued
+
+    def numbers(self, app: str, *, capacity: int) -> tuple[int, int, int, int, int, int]:
+        """(servers, ready servers, their capacity, users, free tickets, waiting): the
+        numbers of the table's `AppLoad`, without building a summary."""
+        state = self._apps.get(app)
+        if state is None:
+            return (0, 0, 0, 0, 0, 0)
+        ready = total = free = 0
+        for server in state.servers.values():
+            if server.ready:
+                cap = capacity if server.capacity is None else server.capacity
+                ready += 1
+                total += cap
+                if cap > server.users:
+                    free += cap - server.users
+        return (len(state.servers), ready, total, len(state.tickets), free, len(state.waiting))
 
     def summary(self, app: str, *, capacity: int) -> LoadSummary:
         """The autoscaler's `LoadSummary` of `app` (servers in name order); `capacity` is the

@@ -41,10 +41,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, Literal, TypeAlias
+from typing import IO, Any, Final, Literal, TypeAlias, cast
 
 import orjson
-import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
@@ -194,13 +193,14 @@ class UserServed:
 
 @dataclass(frozen=True, slots=True)
 class UserLeft:
-    """A user who left unserved during the replay: gave up waiting, or (a what-if) came while
-    the app was not served at all (`waited` 0)."""
+    """A user who was not served: gave up waiting, was still waiting when the trace ended,
+    or (a what-if) came while the app was not served at all (`waited` 0)."""
 
     t: float
     app: str
     user: str
     waited: float
+    reason: Literal["gave up", "still waiting", "not served"] = "gave up"
 
 
 TimelineEvent: TypeAlias = TimelineRow | UserServed | UserLeft
@@ -250,12 +250,16 @@ class AppSummary:
     tickets: int
     """Tickets issued."""
     wait_p50: float
+    """Waiting time percentiles over every user who asked: served users until their ticket,
+    the others until they left or the trace ended."""
     wait_p95: float
     wait_max: float
     waited: int
     """Users who waited at all (more than 0 s) before their ticket."""
     gave_up: int
     """Users who left the waiting room unserved."""
+    unserved: int
+    """Users not served at all: gave up, still waiting at the end, or the app was not served."""
     mean_pods: float
     """Autoscaled pods on average over the trace (time-weighted)."""
     peak_pods: int
@@ -284,7 +288,7 @@ class ReplaySummary:
             "wait p50",
             "wait p95",
             "wait max",
-            "gave up",
+            "unserved",
             "mean pods",
             "peak pods",
             "pod-hours",
@@ -301,7 +305,7 @@ class ReplaySummary:
                     f"{s.wait_p50:.1f}s",
                     f"{s.wait_p95:.1f}s",
                     f"{s.wait_max:.1f}s",
-                    str(s.gave_up),
+                    str(s.unserved),
                     f"{s.mean_pods:.2f}",
                     str(s.peak_pods),
                     f"{s.pod_hours:.2f}",
@@ -373,7 +377,9 @@ class Timeline:
     def _summary(self, app: str | None) -> AppSummary:
         rows = [r for r in self.rows if app is None or r.app == app]
         served = [s for s in self.served if app is None or s.app == app]
-        waits = [s.waited for s in served]
+        left = [x for x in self.left if app is None or x.app == app]
+        # Every user's wait counts: until the ticket, or until they left (or the trace ended).
+        waits = [s.waited for s in served] + [x.waited for x in left]
         # Integrate the autoscaled pods (and users) of each app over time, then add up.
         pod_seconds = 0.0
         peak_pods = peak_users = 0
@@ -398,7 +404,8 @@ class Timeline:
             wait_p95=_percentile(waits, 95),
             wait_max=max(waits, default=0.0),
             waited=sum(1 for w in waits if w > 0),
-            gave_up=sum(1 for x in self.left if app is None or x.app == app),
+            gave_up=sum(1 for x in left if x.reason == "gave up"),
+            unserved=len(left),
             mean_pods=pod_seconds / duration if duration > 0 else 0.0,
             peak_pods=peak_pods,
             pod_hours=pod_seconds / 3600.0,
@@ -615,18 +622,22 @@ class _Authority:
     """The ticket authority of a replay: a table kept in step with the plan, as the proxy
     keeps its own (apps and servers), whose changes feed the pipelines."""
 
-    def __init__(self, changes: Subject[Change], *, simulate: bool) -> None:
+    def __init__(self, changes: Subject[Change], loads: Subject[Change], *, simulate: bool) -> None:
         self.table = TicketTable()
         self.changes = changes
+        self.loads = loads
         self.simulate = simulate
         self.servers: dict[str, dict[ServerRef, bool]] = {}
         self.settings: dict[str, AppSettings] = {}
 
     def publish(self, effects: Iterable[Change]) -> None:
         for change in effects:
-            if not self.simulate and isinstance(change, LoadChanged):
-                continue  # a recorded replay's loads come from the recorded tickets
-            self.changes.on_next(change)
+            if isinstance(change, LoadChanged):
+                # Only the plan reads loads. A recorded replay's come from the recorded tickets.
+                if self.simulate:
+                    self.loads.on_next(change)
+            else:
+                self.changes.on_next(change)
 
     def apply(self, events: Iterable[TableEvent], now: float) -> None:
         for event in events:
@@ -671,37 +682,42 @@ class _Authority:
 
 
 class _RecordedLoads:
-    """A recorded replay's `LoadChanged`s (the plan drains apps on them), from the same fold."""
+    """A recorded replay's `LoadChanged`s, from the same fold as the autoscaler's view. The
+    plan reads a load's tickets only, and only for a draining app (which goes with its last
+    user), so loads are made for draining apps only, when their tickets change."""
 
-    def __init__(self, changes: Subject[Change]) -> None:
+    def __init__(self, loads: Subject[Change]) -> None:
         self.view = LoadView()
-        self.changes = changes
-        self.last: dict[str, tuple[int, ...]] = {}
+        self.loads = loads
+        self.last: dict[str, int] = {}
+        self.draining: set[str] = set()
+
+    def plan(self, desired: ProxyApp, capacity: Callable[[str], int], now: float) -> None:
+        app = desired.app
+        if desired.draining and desired.config is not None:
+            if app not in self.draining:
+                self.draining.add(app)
+                self.last.pop(app, None)
+                self._emit(app, capacity, now)
+        else:
+            self.draining.discard(app)
 
     def after(self, change: Change, capacity: Callable[[str], int]) -> None:
         if isinstance(change, LoadChanged):
             return
         app = self.view.apply(change)
-        if app is None or not self.view.known(app):
-            self.last.pop(app or "", None)
+        if app is not None and app in self.draining:
+            self._emit(app, capacity, change.time)
+
+    def _emit(self, app: str, capacity: Callable[[str], int], now: float) -> None:
+        view = self.view
+        if not view.known(app) or self.last.get(app) == view.users(app):
             return
-        summary = self.view.summary(app, capacity=capacity(app))
-        ready = [s for s in summary.servers if s.ready]
-        free = summary.free_tickets
-        numbers = (
-            len(summary.servers),
-            len(ready),
-            sum(s.capacity for s in ready),
-            self.view.users(app),
-            free,
-            summary.waiting,
-        )
-        if self.last.get(app) == numbers:
-            return
-        self.last[app] = numbers
-        at = change.time
-        load = AppLoad(app, numbers[0], numbers[1], numbers[2], numbers[3], free, numbers[5], 0, at)
-        self.changes.on_next(LoadChanged(load))
+        numbers = view.numbers(app, capacity=capacity(app))
+        servers, ready, total, users, free, waiting = numbers
+        self.last[app] = users
+        load = AppLoad(app, servers, ready, total, users, free, waiting, 0, now)
+        self.loads.on_next(LoadChanged(load))
 
 
 class _SimPods:
@@ -935,6 +951,7 @@ def replay_timeline(
     streams = _classify(loaded)
     records = loaded.records
     duration = loaded.duration
+    recorded_all = recorded_commands(records, streams.autoscaler)
 
     def subscribe(
         observer: abc.ObserverBase[TimelineEvent], given: abc.SchedulerBase | None = None
@@ -953,13 +970,14 @@ def replay_timeline(
         deployments: Subject[WatchEvent] = Subject()
         pods: Subject[WatchEvent] = Subject()
         changes: Subject[Change] = Subject()
+        plan_loads: Subject[Change] = Subject()
         outcomes: Subject[AutoscalerInput] = Subject()
-        authority = _Authority(changes, simulate=simulate)
+        authority = _Authority(changes, plan_loads, simulate=simulate)
         pipeline = ticket_pipeline(
             deployment_metadata=metadata,
             deployments=deployments,
             pods=pods,
-            loads=changes,
+            loads=plan_loads,
             scheduler=scheduler,
             defaults=defaults,
         )
@@ -969,7 +987,7 @@ def replay_timeline(
             spec = specs.get(app)
             return spec.tickets_max if spec is not None else 1
 
-        recorded = recorded_commands(records, streams.autoscaler) if not simulate else []
+        recorded = recorded_all if not simulate else []
         names: dict[str, list[str]] = {}
         for command in recorded:
             if command.kind == "create":
@@ -988,23 +1006,25 @@ def replay_timeline(
 
             return suffix
 
-        proxy_apps = pipeline.plan.pipe(ops.filter(lambda o: isinstance(o, ProxyApp)))
-        inputs: Observable[AutoscalerInput] = reactivex.merge(
-            proxy_apps,
-            pods,
-            changes,
-            outcomes,
+        proxy_apps = cast(
+            Observable[ProxyApp],
+            pipeline.plan.pipe(ops.filter(lambda o: isinstance(o, ProxyApp))),
         )
+        # The autoscaler's inputs, in the order they happen (what `merge` gives live, without
+        # its locks: a replay runs on one thread).
+        inputs: Subject[AutoscalerInput] = Subject()
         steps = inputs.pipe(autoscaler(scheduler, settings=settings, new_suffix=suffixes))
-        starts, stops = _measured_delays(records, streams.pods)
+        starts, stops = _measured_delays(records, streams.pods) if simulate else ([], [])
         sim_pods = _SimPods(scheduler, pods, streams.pods, loaded.header.started, starts, stops)
         users = _SimUsers(
             scheduler,
             authority,
             start,
-            lambda app, client: observer.on_next(UserLeft(round(seconds(), 6), app, client, 0.0)),
+            lambda app, client: observer.on_next(
+                UserLeft(round(seconds(), 6), app, client, 0.0, "not served")
+            ),
         )
-        loads = _RecordedLoads(changes)
+        loads = _RecordedLoads(plan_loads)
         decoder = DemandDecoder({sid: app for sid, app in streams.tickets.items() if app})
         sent: dict[str, PodCommand] = {}
 
@@ -1015,6 +1035,10 @@ def replay_timeline(
                 authority.plan(output, now())
                 if simulate:
                     users.after_servers()
+                else:
+                    # On the scheduler's next turn, as the proxy's loads come live (the
+                    # plan is still emitting).
+                    scheduler.schedule(lambda *_: loads.plan(output, capacity, now()))
 
         joined: dict[tuple[str, str], float] = {}
 
@@ -1044,13 +1068,16 @@ def replay_timeline(
                     sim_pods.apply(command)
 
         subscriptions = [
+            proxy_apps.subscribe(inputs.on_next),
+            pods.subscribe(inputs.on_next),
+            changes.subscribe(inputs.on_next),
+            outcomes.subscribe(inputs.on_next),
             pipeline.plan.subscribe(on_plan),
             changes.subscribe(on_change),
             steps.subscribe(on_step, observer.on_error),
         ]
         if not simulate:
-            changes_seen = changes.pipe(ops.filter(lambda c: not isinstance(c, LoadChanged)))
-            subscriptions.append(changes_seen.subscribe(lambda c: loads.after(c, capacity)))
+            subscriptions.append(changes.subscribe(lambda c: loads.after(c, capacity)))
         if record is not None:
             subscriptions.extend(_recording(record, streams, deployments, metadata, pods, changes))
         subscriptions.append(pipeline.connect())
@@ -1098,6 +1125,9 @@ def replay_timeline(
         def complete() -> None:
             if progress is not None:
                 progress(done[0], total)
+            at, end = round(seconds(), 6), now()
+            for (app, client), since in joined.items():
+                observer.on_next(UserLeft(at, app, client, round(end - since, 6), "still waiting"))
             observer.on_completed()
 
         source = loaded.replay(scheduler=scheduler)

@@ -36,6 +36,16 @@ Rules of the wiring:
   nothing and lets idle pods go at once (spare 0, no cooldown); busy pods stay until idle.
 - W5 removal. When the app is gone from the plan, every autoscaled pod of it is deleted (busy
   and starting ones too: nobody can reach them any more), then the app is forgotten.
+- W6 shortcut. More demand (a ticket taken by a newcomer, a user queued) can only make
+  `decide` create, never delete (fewer free tickets and more busy pods make every deletion
+  rule harder to meet), and it creates only once the decision's `slack` is used up. Less
+  demand (a ticket released, a waiter gone) can never create, and can delete only a pod
+  that R7 or R8 keeps as "needed" (idle past its cooldown, or on an old template), or the
+  released pod itself once idle (R7, or R8's cooldown starts). So after a step
+  that sent nothing, while only such events come and none of those cases holds, the step is
+  not recomputed: its numbers are refreshed from the view (a "light" step, same decision).
+  Any other input, and every timer, makes the next step a full one. The shortcut changes no
+  command (a property test checks it against full steps); it saves most steps of a replay.
 
 Outputs: a `ScaleStep` per step that changed something (commands, or the app's numbers: users,
 free tickets, waiting users, autoscaled pods by state), so the stream is also the decision
@@ -50,7 +60,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final, TypeAlias
+from typing import Final, TypeAlias
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
@@ -64,10 +74,11 @@ from rxkube.controllers._reconcile import (
     K8STICKET_SCALED_LABEL,
     DeletePod,
     PodCommand,
+    PodFacts,
     ReconcileState,
-    _is_ours,
     autoscale,
     command_failed,
+    pod_facts,
     seeded_suffixes,
 )
 from rxkube.proxy import (
@@ -155,6 +166,9 @@ class AutoscalerSettings:
     backoff_max: float = 60.0
     """After a failed create, creates wait `backoff_first`, doubling up to `backoff_max`
     (reset when a created pod appears)."""
+    shortcut: bool = True
+    """W6: skip recomputing steps that cannot change (off: every step is a full one; the
+    commands are the same either way, tests compare the two)."""
 
     def __post_init__(self) -> None:
         for name in ("create_timeout", "delete_retry", "backoff_first", "backoff_max"):
@@ -221,6 +235,13 @@ class _App:
     state: ReconcileState
     suffix: Callable[[], str]
     last: tuple[int, ...] | None = None
+    full: bool = True
+    """The next step must be a full one (W6)."""
+    slack: int | None = None
+    """What is left of the last full step's slack (W6); None: no shortcut."""
+    releasable: bool = False
+    """The last full decision keeps no pod as "needed": less demand deletes nothing (W6)."""
+    last_step: ScaleStep | None = None
 
 
 @dataclass(slots=True)
@@ -260,15 +281,15 @@ class Autoscaler:
         self.synced = False
         self.load = LoadView()
         self._apps: dict[str, _App] = {}
-        self._pods: dict[str, dict[str, Mapping[str, Any]]] = {}
-        """App -> pod name -> the autoscaled pod as the informer has it."""
+        self._pods: dict[str, dict[str, PodFacts]] = {}
+        """App -> pod name -> the autoscaled pod as the informer has it (parsed once)."""
 
     @property
     def apps(self) -> list[str]:
         """The apps the autoscaler looks after (served, draining, or removed with pods left)."""
         return list(self._apps)
 
-    def pods(self, app: str) -> Mapping[str, Mapping[str, Any]]:
+    def pods(self, app: str) -> Mapping[str, PodFacts]:
         """The app's autoscaled pods as the pod stream shows them, by name."""
         return self._pods.get(app, {})
 
@@ -284,18 +305,40 @@ class Autoscaler:
     # -- inputs ---------------------------------------------------------------------------------
 
     def apply(self, item: AutoscalerInput, now: float) -> Iterable[str]:
-        """Fold one input in; return the apps whose step may now differ."""
+        """Fold one input in; return the apps whose step may now differ. (`now` is read
+        only for a `PodCommandFailed`, whose back-off starts then.)"""
         if isinstance(item, WatchEvent):
             return self._pod_event(item)
         if isinstance(item, _CHANGES):
+            # W6: how much the demand grows (+) or shrinks (-); None: not a demand change.
+            more: int | None = None
+            if isinstance(item, TicketIssued):
+                more = 0 if self.load.is_waiting(item.app, item.ticket) else 1
+            elif isinstance(item, WaiterQueued):
+                more = 1
+            elif isinstance(item, TicketReleased):
+                more = -1
+            elif isinstance(item, WaiterLeft):
+                more = -1 if self.load.is_waiting(item.app, item.client) else 0
             name = self.load.apply(item)
-            return () if name is None or name not in self._apps else (name,)
+            if name is None:
+                return ()
+            app = self._apps.get(name)
+            if app is None:
+                return ()
+            if more is not None and app.slack is not None and self._light_enough(app, item, more):
+                app.slack -= more  # a light step will do, unless something else comes
+            else:
+                app.slack = None
+                app.full = True
+            return (name,)
         if isinstance(item, ProxyApp):
             return self._plan(item)
         if isinstance(item, PodCommandFailed):
             app = self._apps.get(item.command.app)
             if app is None:
                 return ()
+            self.touch(item.command.app)
             app.state = command_failed(app.state, item.command, now=now)
             return (item.command.app,)
         if isinstance(item, PodCommandApplied):
@@ -306,9 +349,10 @@ class Autoscaler:
             self.leader = item.leads
             if not item.leads:
                 return ()
-            for app in self._apps.values():
+            for name, app in self._apps.items():
                 app.state = self._fresh_state()
                 app.last = None
+                self.touch(name)
             return list(self._apps)
         raise TypeError(f"not an autoscaler input: {item!r}")
 
@@ -316,6 +360,8 @@ class Autoscaler:
         if event.type == "SYNCED":
             first = not self.synced
             self.synced = True
+            for name in self._apps:
+                self.touch(name)
             return list(self._apps) if first else ()
         app = _autoscaled(event)
         if app is None:
@@ -325,18 +371,42 @@ class Autoscaler:
                 if pods.pop(name, None) is not None:
                     break
             return ()
+        self.touch(app)
         pods = self._pods.setdefault(app, {})
         if event.type == "DELETED":
             pods.pop(event.meta.name, None)
             if not pods:
                 del self._pods[app]
         else:
-            pods[event.meta.name] = event.object
+            pods[event.meta.name] = pod_facts(event.object)
         return (app,) if app in self._apps else ()
+
+    def _light_enough(self, app: _App, change: object, more: int) -> bool:
+        """W6: can this demand change leave the last full decision standing?"""
+        assert app.slack is not None
+        if more > 0:
+            return app.slack >= more
+        if more == 0:
+            return True
+        if not app.releasable or app.spec.pods_cooldown <= 0:
+            return False
+        if isinstance(change, TicketReleased):
+            # A pod that becomes idle starts its cooldown: the next check moves (R8).
+            return self.load.server_users(change.app, change.server.name) > 0
+        return True
+
+    def touch(self, app: str) -> None:
+        """The next step of `app` must be a full one (a timer came due)."""
+        state = self._apps.get(app)
+        if state is not None:
+            state.full = True
+            state.slack = None
 
     def _plan(self, desired: ProxyApp) -> Iterable[str]:
         name = desired.app
         current = self._apps.get(name)
+        if current is not None:
+            self.touch(name)
         if desired.config is None:
             if current is not None:
                 current.mode = "removed"
@@ -370,6 +440,8 @@ class Autoscaler:
         if {n: ready for n, (_, ready) in load.servers(name).items()} != app.servers:
             return _StepResult(None, None)
         spec = app.spec
+        if not app.full and app.slack is not None and app.last_step is not None:
+            return self._light(name, app, now)
         summary = load.summary(name, capacity=spec.tickets_max)
         if app.mode == "draining":
             # The drain marks every server not ready (no new users); to the autoscaler they
@@ -382,11 +454,10 @@ class Autoscaler:
         decision = result.decision
         ready_servers = {s.name for s in summary.servers if s.ready}
         starting = ready = terminating = 0
-        for pod in pods.values():
-            meta = pod.get("metadata") or {}
-            if meta.get("deletionTimestamp") is not None:
+        for facts in pods.values():
+            if facts.deleting:
                 terminating += 1
-            elif meta.get("name") in ready_servers:
+            elif facts.name in ready_servers:
                 ready += 1
             else:
                 starting += 1
@@ -414,6 +485,32 @@ class Autoscaler:
             terminating=terminating,
             next_check=result.next_check,
         )
+        app.full = False
+        app.last_step = step
+        usable = self.settings.shortcut and app.mode == "served" and not step.commands
+        app.slack = decision.slack if usable else None
+        app.releasable = not any(keep.reason == "needed" for keep in decision.keep)
+        return self._emit(app, step)
+
+    def _light(self, name: str, app: _App, now: float) -> _StepResult:
+        """W6: the last full step's decision stands; only the numbers are refreshed."""
+        last = app.last_step
+        assert last is not None
+        numbers = self.load.numbers(name, capacity=app.spec.tickets_max)
+        step = ScaleStep(
+            name,
+            now,
+            (),
+            last.decision,
+            numbers[3],
+            numbers[4],
+            numbers[5],
+            last.servers,
+            last.starting,
+            last.ready,
+            last.terminating,
+            last.next_check,
+        )
         return self._emit(app, step)
 
     def _emit(self, app: _App, step: ScaleStep) -> _StepResult:
@@ -424,21 +521,20 @@ class Autoscaler:
         return _StepResult(step, step.next_check)
 
     def _remove(
-        self, name: str, app: _App, pods: Mapping[str, Mapping[str, Any]], now: float
+        self, name: str, app: _App, pods: Mapping[str, PodFacts], now: float
     ) -> _StepResult:
         state = app.state
-        present = {str((p.get("metadata") or {}).get("uid") or "") for p in pods.values()}
+        present = {facts.uid for facts in pods.values()}
         deleting = {uid: sent for uid, sent in state.deleting.items() if uid in present}
         commands: list[PodCommand] = []
         terminating = 0
         alive = 0
-        for pod_name, pod in sorted(pods.items()):
-            if not _is_ours(app.spec, pod):
+        for pod_name, facts in sorted(pods.items()):
+            if not facts.is_ours(app.spec):
                 continue
             alive += 1
-            meta = pod.get("metadata") or {}
-            uid = str(meta.get("uid") or "")
-            if meta.get("deletionTimestamp") is not None:
+            uid = facts.uid
+            if facts.deleting:
                 terminating += 1
                 continue
             sent = deleting.get(uid)
@@ -512,7 +608,9 @@ def autoscaler(
 
             def feed(item: AutoscalerInput) -> None:
                 try:
-                    apps = machine.apply(item, now())
+                    # Only a failure's back-off reads the time: spare the others the clock.
+                    at = now() if isinstance(item, PodCommandFailed) else 0.0
+                    apps = machine.apply(item, at)
                 except Exception as error:  # a bug here ends the stream visibly
                     observer.on_error(error)
                     return
@@ -533,32 +631,33 @@ def autoscaler(
                     except Exception as error:
                         observer.on_error(error)
                         return
-                    arm(app, result.next_check)
+                    arm(app, result.next_check, at)
                     if result.step is not None:
                         observer.on_next(result.step)
 
-            def arm(app: str, when: float | None) -> None:
+            def arm(app: str, when: float | None, at: float) -> None:
                 current = timers.get(app)
-                if when is not None and when <= now():
+                if when is not None and when <= at:
                     when = None  # a step's next check is always in the future; never spin
+                if current is not None and current[0] == when:
+                    return
                 if when is None:
                     if current is not None:
                         current[1].dispose()
                         del timers[app]
-                    return
-                if current is not None and current[0] == when:
                     return
                 slot = current[1] if current is not None else SerialDisposable()
                 timers[app] = (when, slot)
 
                 def fire(_: abc.SchedulerBase, __: object = None) -> None:
                     timers.pop(app, None)
+                    machine.touch(app)
                     dirty[app] = None
                     if not pending[0]:
                         pending[0] = True
                         run(scheduler)
 
-                slot.disposable = scheduler.schedule_relative(max(0.0, when - now()), fire)
+                slot.disposable = scheduler.schedule_relative(when - at, fire)
 
             def stop() -> None:
                 stopped[0] = True

@@ -9,11 +9,14 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from reactivex.scheduler import HistoricalScheduler
 
 from rxkube.controllers import (
     APP_LABEL,
     OPT_IN_LABEL,
+    AutoscalerSettings,
     Timeline,
     TimelineRow,
     Visit,
@@ -238,3 +241,37 @@ def test_rows_count_autoscaled_pods() -> None:
     row = TimelineRow(0.0, "a", 1, 1, 0, 1, 1, 2, 1, 0, 0, "")
     assert row.autoscaled == 4
     assert Timeline("recorded", 0.0, (), (), 0).summary().total.pod_hours == 0.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    users=st.lists(st.tuples(st.floats(0, 1800), st.floats(1, 900)), min_size=1, max_size=40),
+    spare=st.integers(0, 3),
+    tickets_max=st.integers(1, 3),
+    pods_max=st.integers(0, 6),
+    cooldown=st.sampled_from(["1s", "30s", "5m"]),
+)
+def test_the_step_shortcut_never_changes_a_decision(
+    tmp_path_factory: pytest.TempPathFactory,
+    users: list[tuple[float, float]],
+    spare: int,
+    tickets_max: int,
+    pods_max: int,
+    cooldown: str,
+) -> None:
+    path = demand_trace(
+        tmp_path_factory.mktemp("w6") / "demand.jsonl",
+        sorted(users),
+        2400.0,
+        **{"tickets.max": str(tickets_max), "pods.max": str(pods_max)},
+    )
+    overrides = [f"*.tickets.spare={spare}", f"*.pods.cooldown={cooldown}"]
+    fast = replay_trace(path, overrides=overrides)
+    full = replay_trace(path, overrides=overrides, settings=AutoscalerSettings(shortcut=False))
+    assert fast.commands == full.commands
+    assert fast.served == full.served
+    assert fast.left == full.left
+    # The rows of a light step carry the same numbers a full step would have.
+    assert [r for r in fast.rows if r.commands] == [r for r in full.rows if r.commands]
+    numbers = [(r.t, r.users, r.free_tickets, r.waiting) for r in fast.rows]
+    assert numbers == [(r.t, r.users, r.free_tickets, r.waiting) for r in full.rows]

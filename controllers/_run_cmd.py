@@ -8,7 +8,10 @@ Then it drains for at most `--drain-deadline` and exits 0.
 
 `--leader-election` makes the replicas elect a leader on the Lease `--lease-name` (default
 "rxkube") in the namespace, as `--instance` (default: $POD_NAME, else the host name). Every
-replica serves users; only the leader posts Events (and, with issue 8, runs the autoscaler).
+replica serves users; only the leader posts Events and runs the autoscaler.
+
+`--record FILE` writes a trace of what the controllers see (the informers' watches, the
+proxy's ticket events, the autoscaler's commands) for `rxkube replay`.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
                 lease_name=args.lease_name,
                 metrics_listen=metrics,
                 shutdown_grace=args.drain_deadline,
+                record=getattr(args, "record", None),
             ) as controller,
             trio.open_nursery() as nursery,
         ):

@@ -97,7 +97,7 @@ from rxkube.controllers._plan import (
     serve_plan,
 )
 from rxkube.controllers._pod_sink import (
-    ClientPodSink,
+    ClusterPodSink,
     PodSink,
     PodSinkStatistics,
     open_pod_sink,
@@ -141,6 +141,15 @@ from rxkube.controllers._replay import (
     replay_timeline,
     replay_trace,
 )
+from rxkube.controllers._replication import (
+    AUTHORITY_ANNOTATION,
+    AUTHORITY_PORT,
+    AuthorityRole,
+    Replication,
+    authority_role,
+    lease_policy,
+    open_replication,
+)
 from rxkube.controllers._runner import (
     AppStatus,
     ControllerStatistics,
@@ -148,6 +157,7 @@ from rxkube.controllers._runner import (
     open_ticket_controller,
 )
 from rxkube.controllers._scaling import (
+    AuthoritySnapshot,
     Autoscaler,
     AutoscalerInput,
     AutoscalerSettings,
@@ -162,6 +172,8 @@ from rxkube.controllers._scaling import (
 __all__ = [
     "ANNOTATIONS",
     "APP_LABEL",
+    "AUTHORITY_ANNOTATION",
+    "AUTHORITY_PORT",
     "AUTOSCALED_LABEL",
     "AnnotationDoc",
     "AppChanged",
@@ -174,12 +186,14 @@ __all__ = [
     "AppSummary",
     "AppWithdrawn",
     "AppsState",
+    "AuthorityRole",
+    "AuthoritySnapshot",
     "AutoscaleStep",
     "AutoscaledPod",
     "Autoscaler",
     "AutoscalerInput",
     "AutoscalerSettings",
-    "ClientPodSink",
+    "ClusterPodSink",
     "ConfigError",
     "ConfigProblem",
     "ConfigResolved",
@@ -217,6 +231,7 @@ __all__ = [
     "RecordedCommand",
     "ReplayMode",
     "ReplaySummary",
+    "Replication",
     "Reportable",
     "RoutingMode",
     "ScaleDecision",
@@ -236,6 +251,7 @@ __all__ = [
     "app_config",
     "app_effects",
     "apply_deployment_event",
+    "authority_role",
     "autoscale",
     "autoscaled_pods",
     "autoscaler",
@@ -247,9 +263,11 @@ __all__ = [
     "fields",
     "is_app",
     "join_deployments",
+    "lease_policy",
     "load_summary",
     "main",
     "open_pod_sink",
+    "open_replication",
     "open_ticket_controller",
     "parse_app_spec",
     "parse_overrides",

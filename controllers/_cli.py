@@ -270,13 +270,30 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--leader-election",
         action="store_true",
-        help="elect a leader among the replicas (a Lease); all serve, only it posts Events",
+        help="elect a leader among the replicas (a Lease): all serve users from one ticket "
+        "table that the leader keeps; only the leader posts Events",
     )
     run.add_argument(
         "--lease-name",
         default="rxkube",
         metavar="NAME",
         help="the Lease used with --leader-election (default rxkube)",
+    )
+    run.add_argument(
+        "--lease-duration",
+        type=_run_cmd.parse_duration,
+        default=15.0,
+        metavar="DURATION",
+        help="with --leader-election: how long the others wait for a leader that stops "
+        "renewing before taking over (default 15s; renewals at 2/15 of it)",
+    )
+    run.add_argument(
+        "--authority-listen",
+        type=parse_listen,
+        metavar="HOST:PORT",
+        help="with --leader-election: the replicas' shared ticket table API (default "
+        "0.0.0.0:9091 with $POD_IP set, else the --listen host, port 9091); others reach it "
+        "at $POD_IP (else this host)",
     )
     run.add_argument("--instance", help="name in Events' source (default: $POD_NAME or host)")
     run.add_argument(

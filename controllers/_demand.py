@@ -11,6 +11,7 @@ front, before any app is known), one record per change of the ticket authority::
      "data": {"app": "nb", "user": "c1f3", "server": "nb-rxkube-x2bq9", "uid": "...",
               "waited": 3.25, "resumed": false}}
     type "released": {"app", "user", "server", "reason"}   (released|idle|server-removed|...)
+    type "restored": {"app", "user", "server", "uid"}  (re-registered with a new table leader)
     type "queued":   {"app", "user", "position"}
     type "left":     {"app", "user", "reason"}             (left|timeout|hold-expired|...)
 
@@ -43,6 +44,7 @@ from rxkube.proxy import (
     ServerRef,
     TicketIssued,
     TicketReleased,
+    TicketRestored,
     WaiterLeft,
     WaiterQueued,
 )
@@ -83,6 +85,17 @@ def ticket_record(change: Change, stream: str) -> StreamEvent | None:
                 "uid": change.server.uid,
                 "waited": round(change.waited, 6),
                 "resumed": change.resumed,
+            },
+        )
+    if isinstance(change, TicketRestored):
+        return StreamEvent(
+            stream,
+            "restored",
+            {
+                "app": change.app,
+                "user": change.ticket,
+                "server": change.server.name,
+                "uid": change.server.uid,
             },
         )
     if isinstance(change, TicketReleased):
@@ -176,6 +189,9 @@ class DemandDecoder:
                 waited = 0.0 if queued_at is None else now - queued_at
             ref = ServerRef(_pod_name(_text(data, "server")), _text(data, "uid"))
             return TicketIssued(app, user, ref, now, waited, data.get("resumed") is True)
+        if kind == "restored":
+            ref = ServerRef(_pod_name(_text(data, "server")), _text(data, "uid"))
+            return TicketRestored(app, user, ref, now)
         if kind == "released":
             reason = _text(data, "reason")
             ref = ServerRef(_pod_name(_text(data, "server")), _text(data, "uid"))
@@ -288,6 +304,9 @@ def visits(
                 waited = _number(event.data, "waited") or 0.0
                 arrival = max(0.0, t - waited)
             holding[key] = (arrival, t)
+        elif event.type == "restored":
+            if key not in holding:
+                holding[key] = (t, t)  # a user from before: the visit counts from here
         elif event.type == "released":
             held = holding.pop(key, None)
             if held is not None:

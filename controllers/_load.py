@@ -5,7 +5,8 @@ and the time it became idle, and the number of waiting users (`LoadSummary`). Th
 knows all that, but it may not live in this process (issue 10 moves the authority; a replay has
 only a trace), so `LoadView` rebuilds it from the `Change`s every authority publishes, in the
 order they were published: `ServerChanged` (apps and servers coming and going), `TicketIssued`,
-`TicketReleased`, `WaiterQueued`, `WaiterLeft`. The same fold serves the live runner (the
+`TicketRestored` (a ticket re-registered with a new leader of the table), `TicketReleased`,
+`WaiterQueued`, `WaiterLeft`. The same fold serves the live runner (the
 proxy's `changes`), a plain replay (the changes recorded in a trace) and a what-if replay (a
 simulated table's changes), so all three see the same numbers for the same history.
 
@@ -27,6 +28,7 @@ proxy's change types and this package's `LoadSummary`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rxkube.controllers._autoscaler import LoadSummary, ServerLoad
@@ -35,6 +37,7 @@ from rxkube.proxy import (
     ServerChanged,
     TicketIssued,
     TicketReleased,
+    TicketRestored,
     WaiterLeft,
     WaiterQueued,
 )
@@ -78,7 +81,7 @@ class LoadView:
     def apply(self, change: Change) -> str | None:
         """Fold one change in; return the app it concerns (None for a change that does not
         alter the view: `LoadChanged` carries nothing the other changes do not)."""
-        if isinstance(change, TicketIssued):
+        if isinstance(change, TicketIssued | TicketRestored):
             app = self._apps.get(change.app)
             if app is None:
                 return None
@@ -88,7 +91,8 @@ class LoadView:
                 self._drop_ticket(app, previous, change.time)
             app.tickets[change.ticket] = name
             app.waiting.pop(change.ticket, None)
-            app.issued += 1
+            if isinstance(change, TicketIssued):
+                app.issued += 1
             server = app.servers.get(name)
             if server is not None:
                 server.users += 1
@@ -159,6 +163,14 @@ class LoadView:
             server.idle_since = None if users else change.time
             app.servers[ref.name] = server
         return change.app
+
+    def reset(self, snapshot: Iterable[Change]) -> list[str]:
+        """Forget everything and fold in an authority's `snapshot()` (a replica that starts to
+        lead reads the table it now leads); return the apps it has."""
+        self._apps.clear()
+        for change in snapshot:
+            self.apply(change)
+        return list(self._apps)
 
     # -- queries ------------------------------------------------------------------------------
 

@@ -7,8 +7,12 @@ process metrics on the injected registry, and `open_ticket_controller` until a s
 Then it drains for at most `--drain-deadline` and exits 0.
 
 `--leader-election` makes the replicas elect a leader on the Lease `--lease-name` (default
-"rxkube") in the namespace, as `--instance` (default: $POD_NAME, else the host name). Every
-replica serves users; only the leader posts Events and runs the autoscaler.
+"rxkube") in the namespace, as `--instance` (default: $POD_NAME, else the host name), with a
+lease of `--lease-duration`. Every replica serves users from one ticket table: the leader keeps
+it and serves it to the others on `--authority-listen` (default 0.0.0.0:9091 in a pod, where
+$POD_IP says where the others reach it; else the --listen host, port 9091), authenticated
+with the ticket key, which is required then. Only the leader posts Events and runs the
+autoscaler. See `_replication.py`.
 
 `--record FILE` writes a trace of what the controllers see (the informers' watches, the
 proxy's ticket events, the autoscaler's commands) for `rxkube replay`.
@@ -22,6 +26,7 @@ import os
 import signal
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -29,8 +34,9 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from rxkube.controllers._appspec import _parse_duration
 from rxkube.controllers._logs import configure_logging, fields
+from rxkube.controllers._replication import AUTHORITY_PORT, lease_policy
 from rxkube.controllers._runner import open_ticket_controller
-from rxkube.proxy import ProxyConfig, TicketProxy, load_ticket_keys
+from rxkube.proxy import ProxyConfig, ReplicatedTicketAuthority, TicketProxy, load_ticket_keys
 from rxkube.streams import ConfigError, KubeError, LeasePolicy, load_config, open_client
 
 __all__: list[str] = []
@@ -56,11 +62,13 @@ async def reload_ticket_keys(
     current: list[bytes],
     *,
     interval: float = KEY_RELOAD_INTERVAL,
+    authority: ReplicatedTicketAuthority | None = None,
 ) -> None:
     """Re-read the key file every `interval` seconds; give the proxy new keys when they change.
 
     A mounted Secret is updated in place by the kubelet, so rotating keys needs no restart. An
-    unreadable or invalid file keeps the keys in use (and says so in the log)."""
+    unreadable or invalid file keeps the keys in use (and says so in the log). The replicas'
+    `authority` (with leader election) gets them too: its API token derives from them."""
     while True:
         await trio.sleep(interval)
         try:
@@ -73,11 +81,13 @@ async def reload_ticket_keys(
             continue
         if keys != current:
             proxy.set_ticket_keys(keys)
+            if authority is not None:
+                authority.set_keys(keys)
             current = keys
             log.info("ticket keys reloaded", extra=fields(keys=len(keys)))
 
 
-async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
+async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePolicy | None) -> None:
     config = load_config(kubeconfig=args.kubeconfig, context=args.context)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -86,6 +96,11 @@ async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
     async with open_client(config) as client:
         namespace = args.namespace or client.namespace
         metrics = None if args.metrics is None else (args.metrics.host, args.metrics.port)
+        pod_ip = os.environ.get("POD_IP") or None
+        if args.authority_listen is not None:
+            authority_listen = (args.authority_listen.host, args.authority_listen.port)
+        else:
+            authority_listen = ("0.0.0.0" if pod_ip else args.listen.host, AUTHORITY_PORT)
         async with (
             open_ticket_controller(
                 client,
@@ -96,8 +111,10 @@ async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
                 proxy_config=ProxyConfig(ticket_keys=tuple(keys)),
                 registry=registry,
                 instance=instance,
-                leader_election=LeasePolicy() if args.leader_election else None,
+                leader_election=election,
                 lease_name=args.lease_name,
+                authority_listen=authority_listen,
+                authority_host=pod_ip,
                 metrics_listen=metrics,
                 shutdown_grace=args.drain_deadline,
                 record=getattr(args, "record", None),
@@ -105,8 +122,17 @@ async def _serve(args: argparse.Namespace, keys: list[bytes]) -> None:
             trio.open_nursery() as nursery,
         ):
             if args.ticket_key_file:
+                authority = (
+                    None if controller.replication is None else controller.replication.authority
+                )
                 nursery.start_soon(
-                    reload_ticket_keys, Path(args.ticket_key_file), controller.proxy, keys
+                    partial(
+                        reload_ticket_keys,
+                        Path(args.ticket_key_file),
+                        controller.proxy,
+                        keys,
+                        authority=authority,
+                    )
                 )
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for received in signals:
@@ -128,13 +154,28 @@ def run_controller(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print(f"rxkube run: error: {error}", file=sys.stderr)
         return 2
-    if not keys:
+    election = None
+    if args.leader_election:
+        if not keys:
+            print(
+                "rxkube run: error: --leader-election needs the replicas' shared ticket key "
+                "(--ticket-key-file or RXKUBE_TICKET_KEY): they share one ticket table and "
+                "accept each other's cookies",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            election = lease_policy(args.lease_duration)
+        except ValueError as error:
+            print(f"rxkube run: error: --lease-duration: {error}", file=sys.stderr)
+            return 2
+    elif not keys:
         log.warning(
             "no --ticket-key-file or RXKUBE_TICKET_KEY: using a random key; tickets will not "
             "survive a restart and replicas will not accept each other's"
         )
     try:
-        trio.run(_serve, args, keys)
+        trio.run(_serve, args, keys, election)
     except BaseException as error:
         if _only(error, KeyboardInterrupt):
             raise KeyboardInterrupt from None

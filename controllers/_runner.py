@@ -89,7 +89,9 @@ from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
 from rxkube.controllers._pod_sink import PodSink, PodSinkStatistics, open_pod_sink
 from rxkube.controllers._pods import PodProblem, PodUpdate
 from rxkube.controllers._reconcile import CreatePod, seeded_suffixes
+from rxkube.controllers._replication import Replication, open_replication
 from rxkube.controllers._scaling import (
+    AuthoritySnapshot,
     AutoscalerInput,
     AutoscalerSettings,
     LeaderChanged,
@@ -125,7 +127,6 @@ from rxkube.streams import (
     WatchPolicy,
     open_event_sink,
     open_informer,
-    open_leader_election,
     open_trace_writer,
     stream_id,
     stream_spec,
@@ -314,6 +315,7 @@ class TicketController:
         autoscaling: AutoscalerSettings | None = None,
         recorder: TraceWriter | None = None,
         rng: random.Random | None = None,
+        replication: Replication | None = None,
     ) -> None:
         self.namespace = namespace
         self.proxy = proxy
@@ -336,6 +338,8 @@ class TicketController:
         self._steps: dict[str, ScaleStep] = {}
         self._scale_steps: Subject[ScaleStep] = Subject()
         self._scale_actions: dict[tuple[str, str], int] = {}
+        self.replication = replication
+        """The replicated ticket authority and its role (with leader election), else None."""
         self._applier = _Applier(self, port_retry)
         self._ready = trio.Event()
         self._draining = False
@@ -426,6 +430,8 @@ class TicketController:
             return False, "draining"
         if not self._ready.is_set():
             waiting = [role for role, i in self.informers.items() if not i.synced]
+            if self.replication is not None and not self.replication.authority.statistics().synced:
+                waiting.append("the ticket table's leader")
             return False, "waiting for " + (", ".join(waiting) or "the first state to apply")
         return True, "ready"
 
@@ -495,7 +501,7 @@ class TicketController:
                 self.pod_sink.outcomes,
             ]
             if self.election is not None:
-                sources.append(self.election.changes.pipe(ops.map(LeaderChanged)))
+                sources.append(self.election.changes.pipe(ops.flat_map(self._leading)))
             inputs: Observable[AutoscalerInput] = reactivex.merge(*sources)
             steps = inputs.pipe(
                 autoscaler(
@@ -527,6 +533,13 @@ class TicketController:
             *(informer.events.subscribe(self._touch) for informer in self.informers.values()),
             pipeline.connect(),
         )
+
+    def _leading(self, leads: bool) -> Observable[AutoscalerInput]:
+        inputs: list[AutoscalerInput] = [LeaderChanged(leads)]
+        if leads:
+            # The table this replica leads now: its apps were configured while it followed.
+            inputs.append(AuthoritySnapshot(tuple(self.proxy.authority.snapshot())))
+        return reactivex.from_iterable(inputs)
 
     def _suffixes(self, app: str) -> Callable[[], str]:
         return seeded_suffixes(self._rng.getrandbits(64))
@@ -674,7 +687,8 @@ class TicketController:
                 self.metrics.set_load(
                     load.app, users=load.tickets, free_tickets=load.free, waiting=load.queued
                 )
-        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps:
+        elif isinstance(change, TicketIssued) and change.app in self.proxy.apps and self.leader:
+            # Followers relay the leader's changes: counted once, by the leader.
             self.metrics.ticket_issued(change.app, waited=change.waited)
 
     def _port_unavailable(self, desired: ProxyApp, port: int, error: OSError) -> None:
@@ -704,7 +718,10 @@ class TicketController:
         for informer in self.informers.values():
             await informer.wait_synced()
         await self._applier.wait_idle()
+        if self.replication is not None:
+            await self.replication.authority.wait_synced()
         self._ready.set()
+        self._touch()
         log.info(
             "ready",
             extra=fields(namespace=self.namespace, apps=len(self._applier.applied)),
@@ -828,6 +845,8 @@ async def open_ticket_controller(
     instance: str = "",
     leader_election: LeasePolicy | None = None,
     lease_name: str = "rxkube",
+    authority_listen: tuple[str, int] | None = None,
+    authority_host: str | None = None,
     metrics_listen: tuple[str, int] | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
@@ -860,6 +879,11 @@ async def open_ticket_controller(
       `instance` (required then); only the leader posts Events (issue 8's autoscaler reads
       `controller.leader` too). Every replica serves users either way. None: no election,
       this replica counts as the leader.
+    - `authority_listen`, `authority_host` (with `leader_election`): the replicas share one
+      ticket table, led by the Lease holder (rxkube.controllers._replication); its API listens
+      on `authority_listen` (default: the first listener's host, a free port) and the others
+      reach it at `authority_host` (default: that host; the pod IP in a cluster). Needs
+      `proxy_config.ticket_keys`. Readiness waits for the leader's table too.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
@@ -955,21 +979,32 @@ async def open_ticket_controller(
                         )
                     )
                 )
-                election = None
+                election = replication = None
                 if leader_election is not None:
                     if not instance:
                         raise ValueError("leader election needs an instance name (the pod's)")
-                    election = await stack.enter_async_context(
-                        open_leader_election(
+                    replication = await stack.enter_async_context(
+                        open_replication(
                             client,
                             namespace=namespace,
-                            name=lease_name,
+                            lease_name=lease_name,
                             identity=instance,
                             policy=leader_election,
+                            keys=config.ticket_keys,
+                            listen=authority_listen or (listen[0][0], 0),
+                            advertise_host=authority_host,
+                            registry=registry,
                             rng=rng,
                         )
                     )
-                proxy = await stack.enter_async_context(open_ticket_proxy(config, listen=listen))
+                    election = replication.election
+                proxy = await stack.enter_async_context(
+                    open_ticket_proxy(
+                        config,
+                        listen=listen,
+                        authority=None if replication is None else replication.authority,
+                    )
+                )
                 if autoscaling is not None and pod_sink is None:
                     pod_sink = await stack.enter_async_context(open_pod_sink(client))
                 metrics = AppMetrics(registry)
@@ -990,6 +1025,7 @@ async def open_ticket_controller(
                     autoscaling=autoscaling,
                     recorder=recorder,
                     rng=rng,
+                    replication=replication,
                 )
                 proxy.observer = _ProxyMetrics(controller)
                 collector = _ControllerCollector(controller)

@@ -17,7 +17,8 @@ Inputs (`AutoscalerInput`, one merged stream):
 - `PodCommandApplied`/`PodCommandFailed` from the pod sink (a failed create backs off, a failed
   delete is retried after `delete_retry`);
 - `LeaderChanged`: only the leader steps (issue 10 item 4). A replica that starts to lead
-  forgets what it expected before (another leader acted meanwhile) and steps every app.
+  forgets what it expected before (another leader acted meanwhile) and steps every app;
+  an `AuthoritySnapshot` then restarts its view of the ticket table from the table itself.
 
 Rules of the wiring:
 - W1 coalesce. An input marks its app dirty; the dirty apps are stepped once, on the
@@ -82,16 +83,19 @@ from rxkube.controllers._reconcile import (
     seeded_suffixes,
 )
 from rxkube.proxy import (
+    Change,
     LoadChanged,
     ServerChanged,
     TicketIssued,
     TicketReleased,
+    TicketRestored,
     WaiterLeft,
     WaiterQueued,
 )
 from rxkube.streams import WatchEvent
 
 __all__ = [
+    "AuthoritySnapshot",
     "Autoscaler",
     "AutoscalerInput",
     "AutoscalerSettings",
@@ -105,6 +109,7 @@ __all__ = [
 
 _CHANGES: Final = (
     TicketIssued,
+    TicketRestored,
     TicketReleased,
     WaiterQueued,
     WaiterLeft,
@@ -118,6 +123,15 @@ class LeaderChanged:
     """Whether this replica leads (the leader election's value, on subscription and on change)."""
 
     leads: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AuthoritySnapshot:
+    """The ticket authority's state as changes (`TicketAuthority.snapshot()`): the view of the
+    table starts again from it. The runner sends it when this replica starts to lead, after
+    the `LeaderChanged`: a replica that followed never saw its own table's apps announced."""
+
+    changes: tuple[Change, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +157,7 @@ AutoscalerInput: TypeAlias = (
     ProxyApp
     | WatchEvent
     | TicketIssued
+    | TicketRestored
     | TicketReleased
     | WaiterQueued
     | WaiterLeft
@@ -151,6 +166,7 @@ AutoscalerInput: TypeAlias = (
     | PodCommandApplied
     | PodCommandFailed
     | LeaderChanged
+    | AuthoritySnapshot
 )
 
 
@@ -312,7 +328,7 @@ class Autoscaler:
         if isinstance(item, _CHANGES):
             # W6: how much the demand grows (+) or shrinks (-); None: not a demand change.
             more: int | None = None
-            if isinstance(item, TicketIssued):
+            if isinstance(item, TicketIssued | TicketRestored):
                 more = 0 if self.load.is_waiting(item.app, item.ticket) else 1
             elif isinstance(item, WaiterQueued):
                 more = 1
@@ -352,6 +368,11 @@ class Autoscaler:
             for name, app in self._apps.items():
                 app.state = self._fresh_state()
                 app.last = None
+                self.touch(name)
+            return list(self._apps)
+        if isinstance(item, AuthoritySnapshot):
+            self.load.reset(item.changes)
+            for name in self._apps:
                 self.touch(name)
             return list(self._apps)
         raise TypeError(f"not an autoscaler input: {item!r}")

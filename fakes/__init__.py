@@ -66,6 +66,13 @@ Failures on request, by pod annotation (`SimAnnotations`): `sim.rxkube.io/never-
 `unschedulable`, `ignore-sigterm`. Without sockets, in virtual time (trio's MockClock), run
 `open_simulation(store, SimSettings(backends=False))` on a `Store`.
 
+An orchestrator `Cluster` on a simulated cluster, for tests of code that drives one::
+
+    async with open_fake_cluster() as cluster:       # a rxkube.streams.orchestrator.Cluster
+        await cluster.pods.create(CreatePod("web", [ContainerSpec("app", "nginx")]))
+        await cluster.pods.wait("app=web", Condition.READY, timeout=10)
+        cluster.server.simulation.log("default", "web").write("a line\n")
+
 Reach the store directly (same semantics as over HTTP, no I/O, in the server's thread)::
 
     entry = server.store.create("pods", pod_dict, namespace="default")   # -> Entry
@@ -97,6 +104,7 @@ Inject faults (each `inject` returns a `FaultRule`; `times=None` means every mat
 
 from rxkube.fakes._api import ApiServer, RequestContext
 from rxkube.fakes._backends import pod_address
+from rxkube.fakes._cluster import FakeCluster, open_fake_cluster
 from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._faults import Fault, FaultRule, Faults
 from rxkube.fakes._http import AbortConnection, Request, Response, StreamResponse, Upgrade
@@ -141,6 +149,7 @@ __all__ = [
     "Entry",
     "ExecResult",
     "FakeApiServer",
+    "FakeCluster",
     "Fault",
     "FaultRule",
     "Faults",
@@ -173,6 +182,7 @@ __all__ = [
     "fake_apiserver_thread",
     "kubeconfig_yaml",
     "open_fake_apiserver",
+    "open_fake_cluster",
     "open_simulation",
     "pod_address",
     "run_fake_apiserver",

@@ -31,11 +31,18 @@ Embedding (everything runs in a nursery the block owns; leaving it shuts down gr
   cookie_max_lifetime (12 h), domain, trusted_proxies, `ProxyLimits`, shutdown_grace.
 
 The proxy reaches the table only through a `TicketAuthority` (`LocalTicketAuthority` by default;
-pass `authority=` to `open_ticket_proxy` to move it, issue 10). `AppLoad` (in `LoadChanged`) has
-what an autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+pass `authority=` to `open_ticket_proxy` to move it). `AppLoad` (in `LoadChanged`) has what an
+autoscaler needs per app: servers, ready_servers, capacity, tickets, free, queued, held.
+
+Several replicas (docs/reliability.md): one leads the ticket table, the others follow it over a
+small HTTP API; whoever holds the Lease tells each replica its role::
+
+    async with open_replicated_authority(keys=keys, listen=("0.0.0.0", 9091)) as authority:
+        async with open_ticket_proxy(config, authority=authority) as proxy:
+            authority.lead()                    # or: authority.follow("10.0.0.5:9091")
 """
 
-from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority
 from rxkube.proxy._config import (
     AppConfig,
     AppStatistics,
@@ -49,6 +56,11 @@ from rxkube.proxy._cookies import (
     TicketClaims,
     TicketSigner,
     load_ticket_keys,
+)
+from rxkube.proxy._replica import (
+    AuthorityStatistics,
+    ReplicatedTicketAuthority,
+    open_replicated_authority,
 )
 from rxkube.proxy._server import ProxyObserver, TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
@@ -73,7 +85,9 @@ from rxkube.proxy._table import (
     TicketConnectionOpened,
     TicketIssued,
     TicketReleased,
+    TicketReported,
     TicketRequested,
+    TicketRestored,
     TicketReturned,
     TicketTable,
     TicketTableError,
@@ -82,6 +96,7 @@ from rxkube.proxy._table import (
     WaiterGaveUp,
     WaiterLeft,
     WaiterQueued,
+    WaiterReported,
     Waiting,
 )
 
@@ -93,6 +108,8 @@ __all__ = [
     "AppSettings",
     "AppStatistics",
     "AppUpdated",
+    "AuthorityStatistics",
+    "AuthorityUnavailable",
     "Change",
     "ClientState",
     "CookieRefused",
@@ -104,6 +121,7 @@ __all__ = [
     "ProxyLimits",
     "ProxyObserver",
     "ProxyStatistics",
+    "ReplicatedTicketAuthority",
     "ServerAdded",
     "ServerChanged",
     "ServerRef",
@@ -119,7 +137,9 @@ __all__ = [
     "TicketIssued",
     "TicketProxy",
     "TicketReleased",
+    "TicketReported",
     "TicketRequested",
+    "TicketRestored",
     "TicketReturned",
     "TicketSigner",
     "TicketTable",
@@ -129,7 +149,9 @@ __all__ = [
     "WaiterGaveUp",
     "WaiterLeft",
     "WaiterQueued",
+    "WaiterReported",
     "Waiting",
     "load_ticket_keys",
+    "open_replicated_authority",
     "open_ticket_proxy",
 ]

@@ -35,12 +35,20 @@ from rxkube.proxy._table import (
     Tick,
     TicketConnectionClosed,
     TicketConnectionOpened,
+    TicketReported,
     TicketReturned,
     TicketTable,
     WaiterGaveUp,
+    WaiterReported,
 )
 
-__all__ = ["LocalTicketAuthority", "TicketAuthority"]
+__all__ = ["AuthorityUnavailable", "LocalTicketAuthority", "TicketAuthority"]
+
+
+class AuthorityUnavailable(Exception):
+    """The authority cannot decide right now (a follower whose leader is unreachable or not
+    yet known). The proxy answers 503 with Retry-After; users holding tickets are unaffected,
+    since `touch` is answered locally."""
 
 
 @runtime_checkable
@@ -57,7 +65,9 @@ class TicketAuthority(Protocol):
         ...
 
     async def request(self, app: str, client: str, *, prefer: ServerRef | None = None) -> Decision:
-        """Ask for a ticket (or poll from the waiting room) for `client`."""
+        """Ask for a ticket (or poll from the waiting room) for `client`.
+
+        Raises `AuthorityUnavailable` when no decision can be made now (a remote authority)."""
         ...
 
     async def give_back(self, app: str, ticket: str) -> None:
@@ -86,6 +96,11 @@ class TicketAuthority(Protocol):
 
     def loads(self) -> list[AppLoad]:
         """The current load of every app."""
+        ...
+
+    def snapshot(self) -> list[Change]:
+        """The changes that build the authority's current state from nothing (apps, servers,
+        tickets as `TicketRestored`, waiters): for a consumer of `changes` that starts late."""
         ...
 
 
@@ -140,9 +155,26 @@ class LocalTicketAuthority:
         return True
 
     def connection_closed(self, app: str, ticket: str) -> None:
-        # The ticket may have gone meanwhile (server removed): then there is nothing to close.
-        if self._table.ticket_server(app, ticket) is not None:
-            self._table.apply(TicketConnectionClosed(app, ticket), self._clock())
+        # The ticket may have gone meanwhile (server removed), or been issued again under the
+        # same id (its user came back) without this connection: then there is nothing to close.
+        table = self._table
+        if table.ticket_server(app, ticket) is not None and table.connections(app, ticket) > 0:
+            table.apply(TicketConnectionClosed(app, ticket), self._clock())
+
+    def report(self, app: str, ticket: str, server: ServerRef, *, idle: float = 0.0) -> bool:
+        """A replica says `ticket` is live on `server` (I8): touch or restore it there.
+
+        True if the ticket is now held on `server`; False if refused (unknown app or server,
+        no room, held elsewhere, or idle for longer than the app's idle timeout)."""
+        if app not in self._table.apps:
+            return False
+        self._publish(self._table.apply(TicketReported(app, ticket, server, idle), self._clock()))
+        return self._table.ticket_server(app, ticket) == server
+
+    def report_waiter(self, app: str, client: str) -> None:
+        """A replica says `client` waits: it joins the end of the queue unless known already."""
+        if app in self._table.apps:
+            self._publish(self._table.apply(WaiterReported(app, client), self._clock()))
 
     def tick(self) -> None:
         self._publish(self._table.apply(Tick(), self._clock()))
@@ -150,6 +182,9 @@ class LocalTicketAuthority:
     def loads(self) -> list[AppLoad]:
         now = self._clock()
         return [self._table.load(app, now) for app in self._table.apps]
+
+    def snapshot(self) -> list[Change]:
+        return self._table.snapshot(self._clock())
 
     def complete(self) -> None:
         """End the changes stream (the proxy calls it when it closes)."""

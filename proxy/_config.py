@@ -57,6 +57,9 @@ class AppConfig:
     listen: tuple[str, int] | None = None
     max_body_size: int | None = 100 * 2**20
     """Request bodies above this get 413 (None: no limit)."""
+    max_websocket_frame: int | None = 16 * 2**20
+    """A client WebSocket frame with a larger payload cuts the connection (None: no limit).
+    Checked on frame heads as they pass (see `_frames.py`); messages are the backend's to bound."""
 
     def __post_init__(self) -> None:
         if not _APP_NAME.match(self.name):
@@ -73,6 +76,7 @@ class AppConfig:
             hold_time=self.hold_time,
             refresh_interval=self.refresh_interval,
             max_body_size=self.max_body_size,
+            max_websocket_frame=self.max_websocket_frame,
         )
 
     @property
@@ -131,6 +135,9 @@ class ProxyLimits:
     """A request head must arrive completely within this long of its first byte (408)."""
     body_timeout: float = 30.0
     """Longest pause while reading a request body or writing to a slow client."""
+    min_body_rate: float | None = 1024.0
+    """Bytes per second a request body must average once it has taken `body_timeout` (408
+    otherwise; None: no minimum). Stops slow-drip uploads holding connections open."""
     connect_timeout: float = 5.0
     upstream_timeout: float = 120.0
     """Longest wait for a backend's response head, and longest pause inside its body (504)."""
@@ -145,6 +152,7 @@ class ProxyLimits:
             keepalive_timeout=self.keepalive_timeout,
             head_timeout=self.head_timeout,
             body_timeout=self.body_timeout,
+            min_body_rate=self.min_body_rate,
             connect_timeout=self.connect_timeout,
             upstream_timeout=self.upstream_timeout,
         )
@@ -199,6 +207,10 @@ class AppStatistics:
     """502/504 answers (backend refused, died or timed out)."""
     refused_cookies: int
     waiting_pages: int
+    oversized_frames: int = 0
+    """WebSocket connections cut for a client frame over `max_websocket_frame`."""
+    unavailable: int = 0
+    """503 answers because the ticket authority could not decide (a follower without leader)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ import trio
 from reactivex import Observable
 
 from rxkube.proxy import _pages as pages
-from rxkube.proxy._authority import LocalTicketAuthority, TicketAuthority
+from rxkube.proxy._authority import AuthorityUnavailable, LocalTicketAuthority, TicketAuthority
 from rxkube.proxy._config import (
     AppConfig,
     AppStatistics,
@@ -51,7 +51,8 @@ from rxkube.proxy._config import (
     ProxyStatistics,
     ServerSpec,
 )
-from rxkube.proxy._cookies import CookieRefused, TicketSigner
+from rxkube.proxy._cookies import CookieRefused, TicketClaims, TicketSigner
+from rxkube.proxy._frames import FrameGuard, FrameTooLarge
 from rxkube.proxy._table import (
     AppAdded,
     AppRemoved,
@@ -63,6 +64,7 @@ from rxkube.proxy._table import (
     ServerRemoved,
     ServerUpdated,
     TableEvent,
+    TicketReleased,
     Waiting,
 )
 from rxkube.proxy._upstream import (
@@ -115,6 +117,11 @@ class _TooManyHeaders(Exception):
     pass
 
 
+class _UpstreamBroke(BrokenPipeError):
+    """The backend broke its response after the head went out: only cutting the client's
+    connection can tell the client (counted as an upstream error)."""
+
+
 @dataclass(slots=True)
 class _Request:
     method: bytes
@@ -122,6 +129,7 @@ class _Request:
     headers: list[tuple[bytes, bytes]]
     http10: bool
     keep_alive: bool
+    version_ok: bool = True
     body: deque[bytes] = field(default_factory=deque)
     complete: bool = False
     upgrade: bool = False
@@ -134,6 +142,8 @@ class _AppCounters:
     upstream_errors: int = 0
     refused_cookies: int = 0
     waiting_pages: int = 0
+    oversized_frames: int = 0
+    unavailable: int = 0
 
 
 class _App:
@@ -239,6 +249,9 @@ class TicketProxy:
             self._local = LocalTicketAuthority(trio.current_time)
             authority = self._local
         self.authority: TicketAuthority = authority
+        self.pins: dict[tuple[str, str], set[_Connection]] = {}
+        """Connections pinned to each held ticket (they count as its open connections)."""
+        authority.changes.subscribe(self._on_change)
         keys = config.ticket_keys or (secrets.token_bytes(32),)
         self.signer = TicketSigner(keys, max_lifetime=config.cookie_max_lifetime)
         self.wall_clock: Callable[[], float] = config.wall_clock or time.time
@@ -364,6 +377,8 @@ class TicketProxy:
                 upstream_errors=c.upstream_errors,
                 refused_cookies=c.refused_cookies,
                 waiting_pages=c.waiting_pages,
+                oversized_frames=c.oversized_frames,
+                unavailable=c.unavailable,
             )
         return ProxyStatistics(
             apps=apps,
@@ -373,6 +388,15 @@ class TicketProxy:
         )
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        # A released ticket's open-connection count goes with it. Its id may be issued again
+        # (its user comes back under the same id): connections pinned to the old one must not
+        # close the new one's count, so they are unpinned here, without a close.
+        if change.__class__ is TicketReleased:
+            assert isinstance(change, TicketReleased)
+            for connection in self.pins.pop((change.app, change.ticket), ()):
+                connection.pinned = None
 
     def _app(self, name: str) -> _App:
         try:
@@ -516,7 +540,8 @@ class _Connection:
         self.expires = math.inf
         self.pinned: tuple[str, str] | None = None
         self.upstream: socket.socket | None = None
-        self.upstream_app: str | None = None
+        self.frame_guard: FrameGuard | None = None
+        self.exchange_app: _App | None = None
         self.started = 0.0
         self.close_after = False
         self.eof = False
@@ -547,12 +572,14 @@ class _Connection:
 
     def on_headers_complete(self) -> None:
         parser = self.parser
+        version = parser.get_http_version()
         request = _Request(
             parser.get_method(),
             b"".join(self._url),
             self._headers,
-            parser.get_http_version() == "1.0",
+            version == "1.0",
             parser.should_keep_alive(),
+            version == "1.1" or version == "1.0",
         )
         self.pending.append(request)
         self.current = request
@@ -572,12 +599,22 @@ class _Connection:
 
     def release(self) -> None:
         if self.pinned is not None:
-            self.proxy.authority.connection_closed(*self.pinned)
-            self.pinned = None
+            self.unpin()
         if self.upstream is not None:
             close_socket(self.upstream)
             self.upstream = None
         close_socket(self.sock)
+
+    def unpin(self) -> None:
+        key = self.pinned
+        assert key is not None
+        self.pinned = None
+        self.proxy.authority.connection_closed(*key)
+        pinned = self.proxy.pins.get(key)
+        if pinned is not None:
+            pinned.discard(self)
+            if not pinned:
+                del self.proxy.pins[key]
 
     def close_when_idle(self) -> None:
         self.close_after = True
@@ -606,9 +643,11 @@ class _Connection:
                 self.proxy.bad_requests += 1
                 self._send_nowait(pages.error_page(408, "The request took too long.", close=True))
             elif self.phase == _UPSTREAM:
-                observer = self.proxy.observer
-                if observer is not None and self.upstream_app is not None:
-                    observer.upstream_failed(self.upstream_app, "timeout")
+                if self.exchange_app is not None:
+                    self.exchange_app.counters.upstream_errors += 1
+                    observer = self.proxy.observer
+                    if observer is not None:
+                        observer.upstream_failed(self.exchange_app.name, "timeout")
                 self._send_nowait(
                     pages.error_page(504, "The application did not answer in time.", close=True)
                 )
@@ -682,7 +721,15 @@ class _Connection:
         return self.pending.popleft()
 
     async def _body_chunks(self, request: _Request, limit: int | None) -> AsyncIterator[bytes]:
-        """The request body as it arrives (Content-Length and chunked alike, de-chunked)."""
+        """The request body as it arrives (Content-Length and chunked alike, de-chunked).
+
+        Besides the pause limit (`body_timeout`), the body must keep an average rate of
+        `min_body_rate` once it has taken `body_timeout`: a byte now and then (slow POST,
+        "R-U-Dead-Yet") would otherwise hold this connection and one to the backend forever.
+        """
+        limits = self.proxy.limits
+        min_rate = limits.min_body_rate
+        started = self.proxy.now
         size = 0
         while True:
             while request.body:
@@ -695,7 +742,12 @@ class _Connection:
                 yield chunk
             if request.complete:
                 return
-            self._deadline(self.proxy.limits.body_timeout)
+            elapsed = self.proxy.now - started
+            if min_rate is not None and elapsed > limits.body_timeout and size < min_rate * elapsed:
+                raise _ClientError(
+                    pages.error_page(408, "The request body arrives too slowly.", close=True)
+                )
+            self._deadline(limits.body_timeout)
             await self._read()
             if self.eof:
                 raise BrokenPipeError("client closed during the request body")
@@ -706,6 +758,12 @@ class _Connection:
         proxy = self.proxy
         if not request.keep_alive:
             self.close_after = True
+        if not request.version_ok:
+            # llhttp accepts any digit pair (HTTP/2.0 in plain text is a confused or hostile
+            # client); the proxy speaks HTTP/1.x only, so that is what it forwards.
+            raise _ClientError(
+                pages.error_page(505, "Only HTTP/1.0 and HTTP/1.1 are served.", close=True)
+            )
         if request.method == b"CONNECT":
             raise _ClientError(pages.error_page(405, "CONNECT is not supported.", close=True))
         target = request.target
@@ -743,6 +801,13 @@ class _Connection:
                 if lower == b"connection":
                     connection_tokens.extend(t.strip().lower() for t in value.split(b","))
                 elif lower == b"transfer-encoding":
+                    if request.http10:
+                        # RFC 9112 section 6.1: framing of such a message is faulty.
+                        raise _ClientError(
+                            pages.error_page(
+                                400, "Transfer-Encoding is not allowed in HTTP/1.0.", close=True
+                            )
+                        )
                     if value.strip().lower() != b"chunked":
                         raise _ClientError(
                             pages.error_page(
@@ -757,13 +822,18 @@ class _Connection:
                 continue
             elif lower == b"content-length":
                 has_length = True
-                declared = value
+                declared = value  # llhttp let only digits (and spaces around) through
+                continue
             elif lower == b"expect":
                 if value.strip().lower() != b"100-continue":
                     raise _ClientError(
                         pages.error_page(400, "Unsupported Expect header.", close=True)
                     )
                 expect = True
+                continue
+            if b"_" in lower:
+                # Dropped, as nginx does by default: some servers read '_' as '-', so a
+                # `Transfer_Encoding` we did not frame by could frame the body for them.
                 continue
             forward.append(b"%s: %s\r\n" % (name, value))
         if host and not _HOST.match(host):
@@ -821,6 +891,7 @@ class _Connection:
         server: ServerRef | None = None
         ticket: str | None = None
         prefer: ServerRef | None = None
+        claims: TicketClaims | None = None
         cookie_value = _cookie(cookies, app.cookie_name) if cookies else None
         if cookie_value:
             try:
@@ -850,18 +921,44 @@ class _Connection:
             else:
                 ticket = claims.ticket
         if ticket is None:
-            waiter = _cookie(cookies, app.wait_cookie_name) if cookies else None
-            client = (
-                waiter.decode() if waiter and _TOKEN.match(waiter) else secrets.token_urlsafe(16)
-            )
-            decision = await authority.request(name_str, client, prefer=prefer)
+            if claims is not None:
+                # The signed ticket id is this user's identity: asking again under it is
+                # idempotent (a replica whose copy of the tickets lags gets the held ticket
+                # back, not a second one), and after a restart it re-admits the user to the
+                # pod the cookie names if that pod has room (the table's `prefer`).
+                client = claims.ticket
+            else:
+                waiter = _cookie(cookies, app.wait_cookie_name) if cookies else None
+                client = (
+                    waiter.decode()
+                    if waiter and _TOKEN.match(waiter)
+                    else secrets.token_urlsafe(16)
+                )
+            try:
+                decision = await authority.request(name_str, client, prefer=prefer)
+            except AuthorityUnavailable as error:
+                app.counters.unavailable += 1
+                _log.warning("no ticket for app %s: %s", name_str, error)
+                await self._send_simple(
+                    pages.error_page(
+                        503,
+                        f"Tickets for {name_str} cannot be handed out this moment; "
+                        "please try again in a few seconds.",
+                        headers=[b"Retry-After: 2"],
+                        close=self.close_after,
+                    )
+                )
+                return
             if not isinstance(decision, Granted):
                 app.counters.waiting_pages += 1
                 page = self._waiting(app, base, client, decision, close=self.close_after)
                 await self._send_simple(page)
                 return
             ticket, server = decision.ticket, decision.server
-            set_cookie = self._ticket_cookie(app, base, ticket, server, incoming_forwarded)
+            if claims is None or claims.ticket != ticket or claims.server != server:
+                set_cookie = self._ticket_cookie(app, base, ticket, server, incoming_forwarded)
+            # else: re-admitted where the cookie says; it stays valid until it expires (a
+            # restart must not extend a ticket's maximum lifetime)
         assert server is not None
         pool = app.servers.get(server)
         if pool is None:  # pragma: no cover - the table and the pools change together
@@ -872,10 +969,14 @@ class _Connection:
             return
         if self.pinned != (name_str, ticket):
             if self.pinned is not None:
-                authority.connection_closed(*self.pinned)
-                self.pinned = None
+                self.unpin()
             if authority.connection_opened(name_str, ticket):
-                self.pinned = (name_str, ticket)
+                self.pinned = key = (name_str, ticket)
+                pinned = proxy.pins.get(key)
+                if pinned is None:
+                    proxy.pins[key] = {self}
+                else:
+                    pinned.add(self)
 
         # The request head for the backend.
         upstream_target = pool.path_prefix + (rest if app.config.strip_prefix else path)
@@ -893,11 +994,16 @@ class _Connection:
             for name, value in request.headers:
                 if name.lower() == b"upgrade":
                     forward.append(b"Upgrade: %s\r\nConnection: Upgrade\r\n" % value)
+                    limit = app.config.max_websocket_frame
+                    if limit is not None and b"websocket" in value.lower():
+                        self.frame_guard = FrameGuard(limit)
                     break
         elif request.upgrade:
             self.close_after = True
         if chunked:
             forward.append(b"Transfer-Encoding: chunked\r\n")
+        elif has_length:
+            forward.append(b"Content-Length: %d\r\n" % int(declared))
         head = b"%s %s HTTP/1.1\r\n%s\r\n" % (request.method, upstream_target, b"".join(forward))
         has_body = chunked or has_length
         if expect and has_body:
@@ -994,7 +1100,12 @@ class _Connection:
         client = waiter.decode()
         last = None
         while not self.proxy.closing:
-            decision = await self.proxy.authority.request(app.name, client)
+            try:
+                decision = await self.proxy.authority.request(app.name, client)
+            except AuthorityUnavailable:
+                await send_all(self.sock, b": no decision now, retrying\n\n")
+                await trio.sleep(1.0)
+                continue
             if isinstance(decision, Granted):
                 await send_all(self.sock, b"event: ready\ndata: {}\n\n")
                 return
@@ -1022,7 +1133,7 @@ class _Connection:
     ) -> None:
         limits = self.proxy.limits
         self.phase = _UPSTREAM
-        self.upstream_app = app.name
+        self.exchange_app = app
         self.started = trio.current_time()
         self._deadline(limits.connect_timeout)
         for attempt in (0, 1):
@@ -1055,7 +1166,16 @@ class _Connection:
                     return
                 self.phase = _UPSTREAM
             self._deadline(limits.upstream_timeout)
-            result = await self._relay_response(app, pool, upstream, request, set_cookie, upgrade)
+            try:
+                result = await self._relay_response(
+                    app, pool, upstream, request, set_cookie, upgrade
+                )
+            except _UpstreamBroke:
+                app.counters.upstream_errors += 1
+                observer = self.proxy.observer
+                if observer is not None:
+                    observer.upstream_failed(app.name, "response")
+                raise
             if result == "retry" and attempt == 0 and reused and not has_body:
                 close_socket(upstream)
                 self.upstream = None
@@ -1066,7 +1186,6 @@ class _Connection:
 
     async def _bad_gateway(self, app: _App, reason: str) -> None:
         app.counters.upstream_errors += 1
-        self.upstream_app = None
         observer = self.proxy.observer
         if observer is not None:
             observer.upstream_failed(app.name, reason)
@@ -1152,7 +1271,7 @@ class _Connection:
                 return self._abort_upstream()
             out.append(b"\r\n")
             await send_all(self.sock, b"".join(out))
-            await self._tunnel(upstream, request.leftover, body)
+            await self._tunnel(app, upstream, request.leftover, body)
             return "done"
         if upgrade:
             self.close_after = True  # the upgrade was refused: do not reuse this connection
@@ -1219,7 +1338,7 @@ class _Connection:
         self.close_after = True
         if self.phase == _RESPONSE:
             # Part of the response went out: cut the connection so the client sees it failed.
-            raise BrokenPipeError("backend failed mid-response")
+            raise _UpstreamBroke("backend failed mid-response")
         return "retry"
 
     async def _relay_chunked(
@@ -1240,7 +1359,7 @@ class _Connection:
                 try:
                     parser.feed_data(data)
                 except httptools.HttpParserError:
-                    raise BrokenPipeError("backend sent a malformed chunked body") from None
+                    raise _UpstreamBroke("backend sent a malformed chunked body") from None
             out = [pending] if pending else []
             for chunk in sink.chunks:
                 out.append(chunk if http10 else b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -1256,34 +1375,49 @@ class _Connection:
             self._deadline(limits.upstream_timeout)
             data = await recv(upstream)
             if not data:
-                raise BrokenPipeError("backend closed mid-response")
+                raise _UpstreamBroke("backend closed mid-response")
 
     async def _tunnel(
-        self, upstream: socket.socket, from_client: bytes, from_upstream: bytes
+        self, app: _App, upstream: socket.socket, from_client: bytes, from_upstream: bytes
     ) -> None:
-        """After a 101: relay bytes both ways until both sides are done."""
+        """After a 101: relay bytes both ways until both sides are done.
+
+        A WebSocket's client frames pass the app's `FrameGuard`; a frame over the limit cuts
+        both connections before its head reaches the backend (the client sees close code 1006:
+        a close frame of our own could land inside a backend frame on its way to the client).
+        """
         self.phase = _TUNNEL
         self.expires = math.inf
         self.close_after = True
         self.upstream = upstream
 
-        async def pump(source: socket.socket, sink: socket.socket, first: bytes) -> None:
+        async def pump(
+            source: socket.socket, sink: socket.socket, first: bytes, guard: FrameGuard | None
+        ) -> None:
             try:
                 if first:
+                    if guard is not None:
+                        guard.feed(first)
                     await send_all(sink, first)
                 while True:
                     data = await recv(source)
                     if not data:
                         break
+                    if guard is not None:
+                        guard.feed(data)
                     await send_all(sink, data)
                 with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
             except OSError:
                 nursery.cancel_scope.cancel()
+            except FrameTooLarge as error:
+                app.counters.oversized_frames += 1
+                _log.warning("app %s: WebSocket from %s cut: %s", app.name, self.peer, error)
+                nursery.cancel_scope.cancel()
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pump, self.sock, upstream, from_client)
-            nursery.start_soon(pump, upstream, self.sock, from_upstream)
+            nursery.start_soon(pump, self.sock, upstream, from_client, self.frame_guard)
+            nursery.start_soon(pump, upstream, self.sock, from_upstream, None)
 
 
 class _Response:

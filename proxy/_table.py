@@ -28,6 +28,13 @@ I6  Leaving. A waiter who has not polled for `leave_after` seconds leaves the qu
 I7  Idle release. A ticket with no open connection that was not touched for `idle_timeout` is
     released at the next tick (reason "idle"); a ticket with an open connection is never released
     for idleness.
+I8  Restoring. A ticket another authority issued (a replica reports it after a fail-over, see
+    `TicketReported`) is not a new ticket: it is restored onto the server it names only if that
+    server exists and holds fewer tickets than its capacity (ready or draining: a draining server
+    keeps its holders), and only if it was seen within `idle_timeout`; otherwise it is refused and
+    nothing changes. So capacity (I1's bound) holds for restored tickets too. A restored ticket
+    may take a slot that was held for a waiter: that waiter goes back to WAITING, keeping its
+    place (the ticket's holder was there first).
 
 Client lifecycle (one client id, per app). `CLIENT_TRANSITIONS` below is the whole table; a
 (state, trigger) pair not in it is a bug in the caller (for example touching a waiter as if it held
@@ -36,18 +43,20 @@ a ticket) and raises `TicketTableError` rather than silently doing something:
     ABSENT --request, free slot--> TICKETED --release | idle | server-removed--> ABSENT
     ABSENT --request, no free slot--> WAITING --slot freed--> ADMITTED --request (claim)--> TICKETED
     WAITING | ADMITTED --left | timeout--> ABSENT;  ADMITTED --hold expired--> ABSENT
-    ADMITTED --slot lost (capacity shrank)--> WAITING (keeps its place)
+    ADMITTED --slot lost (capacity shrank, a restored ticket took it)--> WAITING (keeps place)
+    ABSENT --restored (a replica reported its ticket)--> TICKETED
+    ABSENT --requeued (a replica reported it waiting)--> WAITING (at the end of the queue)
 
 Servers have three states: READY (takes new tickets), DRAINING (not ready: keeps its holders, takes
 no new ones), and gone (removed: its tickets are released). Which server a new ticket goes to: the
 ready server with room that already holds the most tickets (ties: the one added first). Packing
 users onto few servers leaves other servers idle, which is what lets an autoscaler remove them.
 
-Identities are chosen by the caller: a ticket's id is the client id that asked for it (the proxy
-uses a random token, so ids never repeat across restarts and a cookie from an older process never
-names somebody else's ticket). A request may name the server the client held before (from its
-cookie, after a proxy restart): it is re-admitted there if that server is ready and has a slot that
-no waiter holds.
+Identities are chosen by the caller: a ticket's id is the client id that asked for it. The proxy
+gives a newcomer a random token and a returning user the ticket id of its signed cookie, so an id
+always belongs to one user, and asking again under it is idempotent (across replicas too). A
+request may name the server the client held before (from its cookie, after a proxy restart): it
+is re-admitted there if that server is ready and has a slot that no waiter holds.
 """
 
 from __future__ import annotations
@@ -80,7 +89,9 @@ __all__ = [
     "TicketConnectionOpened",
     "TicketIssued",
     "TicketReleased",
+    "TicketReported",
     "TicketRequested",
+    "TicketRestored",
     "TicketReturned",
     "TicketTable",
     "TicketTableError",
@@ -89,6 +100,7 @@ __all__ = [
     "WaiterGaveUp",
     "WaiterLeft",
     "WaiterQueued",
+    "WaiterReported",
     "Waiting",
 ]
 
@@ -222,6 +234,28 @@ class WaiterGaveUp:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketReported:
+    """A replica says `ticket` is live on `server` (after a fail-over, or as keep-alive): I8.
+
+    Held there already: a touch `idle` seconds ago. Unknown: restored if the server has room.
+    """
+
+    app: str
+    ticket: str
+    server: ServerRef
+    idle: float = 0.0
+    """Seconds since the holder's last request (0 while it has a connection open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaiterReported:
+    """A replica says `client` waits (a new authority rebuilding its queue, in queue order)."""
+
+    app: str
+    client: str
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
     """Time passed: release idle tickets, expire holds, drop waiters who stopped polling."""
 
@@ -239,6 +273,8 @@ TableEvent = (
     | TicketConnectionClosed
     | TicketReturned
     | WaiterGaveUp
+    | TicketReported
+    | WaiterReported
     | Tick
 )
 
@@ -268,6 +304,16 @@ class TicketReleased:
     server: ServerRef
     time: float
     reason: ReleaseReason
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRestored:
+    """A ticket another authority issued is now held here (I8); not a new user."""
+
+    app: str
+    ticket: str
+    server: ServerRef
+    time: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,7 +373,15 @@ class ServerChanged:
     time: float
 
 
-Change = TicketIssued | TicketReleased | WaiterQueued | WaiterLeft | LoadChanged | ServerChanged
+Change = (
+    TicketIssued
+    | TicketReleased
+    | TicketRestored
+    | WaiterQueued
+    | WaiterLeft
+    | LoadChanged
+    | ServerChanged
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +430,8 @@ class Trigger(enum.Enum):
     IDLE = "idle timeout"
     SERVER_REMOVED = "server removed"
     APP_REMOVED = "app removed"
+    RESTORED = "a replica reported the ticket"
+    REQUEUED = "a replica reported the waiter"
 
 
 _A, _W, _D, _T = (
@@ -388,6 +444,8 @@ _A, _W, _D, _T = (
 CLIENT_TRANSITIONS: Mapping[tuple[ClientState, Trigger], ClientState] = {
     (_A, Trigger.REQUEST_FREE): _T,
     (_A, Trigger.REQUEST_FULL): _W,
+    (_A, Trigger.RESTORED): _T,
+    (_A, Trigger.REQUEUED): _W,
     (_W, Trigger.POLL): _W,
     (_W, Trigger.SLOT_FREED): _D,
     (_W, Trigger.POLL_TIMEOUT): _A,
@@ -512,6 +570,11 @@ class TicketTable:
             case AppUpdated(app, settings):
                 state = self._app(app)
                 state.settings = settings
+                # I5 with the new hold time: a shorter one shortens holds already running.
+                for seq in state.queue[: state.held]:
+                    admitted = state.by_seq[seq]
+                    if admitted.hold_until is not None:
+                        admitted.hold_until = min(admitted.hold_until, now + settings.hold_time)
                 effects.append(ServerChanged(app, None, "app-updated", True, 0, now))
                 self._settle(state, now, effects)
             case AppRemoved(app):
@@ -567,6 +630,13 @@ class TicketTable:
                     raise TicketTableError(f"client {client!r} is not waiting for app {app!r}")
                 self._leave(state, waiter, Trigger.LEFT, "left", now, effects)
                 self._settle(state, now, effects)
+            case TicketReported(app, ticket, ref, idle):
+                self._report(self._app(app), ticket, ref, idle, now, effects)
+            case WaiterReported(app, client):
+                state = self._app(app)
+                if client not in state.tickets and client not in state.waiters:
+                    self._enqueue(state, client, Trigger.REQUEUED, now, effects)
+                    self._settle(state, now, effects)
             case Tick():
                 for state in self._apps.values():
                     self._tick(state, now, effects)
@@ -642,6 +712,24 @@ class TicketTable:
         state = self._app(app)
         return [state.by_seq[seq].id for seq in state.queue]
 
+    def snapshot(self, now: float) -> list[Change]:
+        """The changes that build this table's current state from an empty one: per app,
+        `app-added`, each server `added`, each ticket `TicketRestored` (held already, not a new
+        user) and each waiter `WaiterQueued`, in the table's own orders. For a consumer that
+        starts reading `changes` late (a replica that starts to lead)."""
+        out: list[Change] = []
+        for state in self._apps.values():
+            name = state.name
+            out.append(ServerChanged(name, None, "app-added", True, 0, now))
+            for server in sorted(state.servers.values(), key=lambda s: s.order):
+                cap = state.capacity_of(server)
+                out.append(ServerChanged(name, server.ref, "added", server.ready, cap, now))
+                for ticket in server.tickets:
+                    out.append(TicketRestored(name, ticket, server.ref, now))
+            for position, seq in enumerate(state.queue):
+                out.append(WaiterQueued(name, state.by_seq[seq].id, position, now))
+        return out
+
     def held(self, app: str) -> int:
         return self._app(app).held
 
@@ -657,6 +745,10 @@ class TicketTable:
 
     def connections(self, app: str, ticket: str) -> int:
         return self._ticket(self._app(app), ticket).connections
+
+    def last_seen(self, app: str, ticket: str) -> float:
+        """When the holder last made a request (or closed a connection)."""
+        return self._ticket(self._app(app), ticket).last_seen
 
     def check_invariants(self, now: float) -> None:
         """Raise AssertionError if a structural invariant (I2-I4) does not hold."""
@@ -732,15 +824,49 @@ class TicketTable:
             granted = self._issue(state, server, client, now, 0.0, effects, resumed=resumed)
             self._settle(state, now, effects)
             return granted
+        self._enqueue(state, client, Trigger.REQUEST_FULL, now, effects)
+        self._settle(state, now, effects)
+        return Waiting(len(state.queue) - 1, len(state.queue))
+
+    def _enqueue(
+        self, state: _App, client: str, trigger: Trigger, now: float, effects: list[Change]
+    ) -> None:
         self._seq += 1
         waiter = _Waiter(client, self._seq, now, now)
-        waiter.state = _step(ClientState.ABSENT, Trigger.REQUEST_FULL)
+        waiter.state = _step(ClientState.ABSENT, trigger)
         state.waiters[client] = waiter
         state.by_seq[waiter.seq] = waiter
         state.queue.append(waiter.seq)
         effects.append(WaiterQueued(state.name, client, len(state.queue) - 1, now))
+
+    def _report(
+        self,
+        state: _App,
+        ticket: str,
+        ref: ServerRef,
+        idle: float,
+        now: float,
+        effects: list[Change],
+    ) -> None:
+        """I8: touch a ticket held on `ref`, or restore it there if it has room."""
+        seen = now - max(0.0, idle)
+        held = state.tickets.get(ticket)
+        if held is not None:
+            if held.server.ref == ref:  # held elsewhere: this authority's placement wins
+                held.state = _step(held.state, Trigger.TOUCH)
+                held.last_seen = max(held.last_seen, seen)
+            return
+        if ticket in state.waiters or idle >= state.settings.idle_timeout:
+            return  # waiting here now (the queue decides), or idle-released by now anyway
+        server = state.servers.get(ref)
+        if server is None or len(server.tickets) >= state.capacity_of(server):
+            return
+        restored = _Ticket(ticket, server, now, seen)
+        restored.state = _step(ClientState.ABSENT, Trigger.RESTORED)
+        server.tickets[ticket] = restored
+        state.tickets[ticket] = restored
+        effects.append(TicketRestored(state.name, ticket, ref, now))
         self._settle(state, now, effects)
-        return Waiting(len(state.queue) - 1, len(state.queue))
 
     def _pick(self, state: _App, prefer: ServerRef | None) -> _Server | None:
         if prefer is not None:

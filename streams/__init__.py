@@ -77,6 +77,7 @@ from rxkube.streams._informer import Informer, InformerStatistics, open_informer
 from rxkube.streams._leader import (
     LeaderElection,
     LeaderStatistics,
+    LeaseHolder,
     LeasePolicy,
     open_leader_election,
 )
@@ -215,6 +216,7 @@ __all__ = [
     "LabelSelectorRequirement",
     "LeaderElection",
     "LeaderStatistics",
+    "LeaseHolder",
     "LeasePolicy",
     "ListPage",
     "ManagedFieldsEntry",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import builtins
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias, cast
@@ -69,7 +69,9 @@ ACCEPT_METADATA_LIST: Final = (
 )
 DEFAULT_FIELD_MANAGER: Final = "rxkube"
 
-Params: TypeAlias = Mapping[str, str | int | bool | None]
+Params: TypeAlias = Mapping[str, str | int | bool | Sequence[str] | None]
+"""Query parameters; None values are left out, booleans are `true`/`false`, and a sequence of
+strings repeats the key (`exec`'s `command=sh&command=-c&command=...`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +139,18 @@ def _build_ssl_context(config: KubeConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
-def _clean_params(params: Params | None) -> dict[str, str]:
-    out: dict[str, str] = {}
+def _clean_params(params: Params | None) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
     if params:
         for key, value in params.items():
             if value is None:
                 continue
             if isinstance(value, bool):
-                out[key] = "true" if value else "false"
+                out.append((key, "true" if value else "false"))
+            elif isinstance(value, str | int):
+                out.append((key, str(value)))
             else:
-                out[key] = str(value)
+                out.extend((key, str(item)) for item in value)
     return out
 
 
@@ -212,7 +216,7 @@ class KubeClient:
         return self._http.build_request(
             method,
             path,
-            params=_clean_params(params),
+            params=tuple(_clean_params(params)) or None,
             content=content,
             headers=hdrs,
             extensions=extensions,
@@ -553,10 +557,12 @@ class KubeClient:
         grace_period_seconds: int | None = None,
         propagation_policy: Literal["Foreground", "Background", "Orphan"] | None = None,
         resource_version: str | None = None,
+        uid: str | None = None,
         dry_run: bool = False,
     ) -> KubeObject:
         """DELETE an object: the server returns the (now terminating) object for some kinds
-        and a `Status` for others. `resource_version` is a precondition."""
+        and a `Status` for others. `resource_version` and `uid` are preconditions (409
+        Conflict when the object changed, or is another incarnation of the name)."""
         ns = self._object_namespace(resource, namespace)
         return await self._json(
             "DELETE",
@@ -565,7 +571,7 @@ class KubeClient:
             resource=resource.qualified_name,
             namespace=ns,
             content=_delete_options(
-                grace_period_seconds, propagation_policy, resource_version, dry_run
+                grace_period_seconds, propagation_policy, resource_version, dry_run, uid
             ),
             headers={"Content-Type": _JSON},
         )
@@ -600,14 +606,20 @@ def _delete_options(
     propagation_policy: str | None,
     resource_version: str | None,
     dry_run: bool,
+    uid: str | None = None,
 ) -> bytes | None:
     options: dict[str, Any] = {}
     if grace_period_seconds is not None:
         options["gracePeriodSeconds"] = grace_period_seconds
     if propagation_policy is not None:
         options["propagationPolicy"] = propagation_policy
-    if resource_version is not None:
-        options["preconditions"] = {"resourceVersion": resource_version}
+    preconditions = {
+        key: value
+        for key, value in (("resourceVersion", resource_version), ("uid", uid))
+        if value is not None
+    }
+    if preconditions:
+        options["preconditions"] = preconditions
     if dry_run:
         options["dryRun"] = ["All"]
     if not options:

@@ -14,6 +14,11 @@ posting Events), with fail-over within the lease duration (wire reference sectio
   (before the Lease can expire for the others: `renew_deadline < lease_duration`).
 - Leaving the block releases the Lease (`holderIdentity: ""`, `leaseDurationSeconds: 1`) so a
   successor takes over at once instead of after the lease duration.
+- `annotations` are written on the Lease's metadata with every acquire and renewal (the same PUT
+  that names the holder, so they always describe the current holder when every candidate
+  passes the same keys) and removed on release: how a leader tells the others something about
+  itself, e.g. where its ticket authority listens. Every candidate publishes what it read
+  (`holders`), so the others learn it on their next try.
 
 Verbs used: get, create, update on leases (deploy/role.yaml grants exactly those). API errors
 are logged, counted in `statistics()` and retried; they never end the election.
@@ -28,7 +33,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +50,7 @@ from rxkube.streams._resources import LEASES
 __all__ = [
     "LeaderElection",
     "LeaderStatistics",
+    "LeaseHolder",
     "LeasePolicy",
     "open_leader_election",
 ]
@@ -91,6 +97,19 @@ class LeaderStatistics:
     """API errors by class name."""
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseHolder:
+    """The Lease's holder and annotations as a candidate last read (or wrote) them."""
+
+    identity: str
+    """`spec.holderIdentity` ("" when nobody holds it, or before the first read)."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """`metadata.annotations` of the Lease, as read."""
+
+    def __hash__(self) -> int:
+        return hash((self.identity, frozenset(self.annotations.items())))
+
+
 def _micro_time(seconds: float) -> str:
     """MicroTime: always six fractional digits, UTC."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -109,6 +128,7 @@ class LeaderElection:
         policy: LeasePolicy,
         wall_clock: Callable[[], float],
         rng: random.Random,
+        annotations: Mapping[str, str] | None = None,
     ) -> None:
         if not identity:
             raise ValueError("a leader election candidate needs a non-empty identity")
@@ -119,7 +139,10 @@ class LeaderElection:
         self._client = client
         self._wall_clock = wall_clock
         self._rng = rng
+        self.annotations: Mapping[str, str] = dict(annotations or {})
+        """Written on the Lease by this candidate while it leads."""
         self._leader = BehaviorSubject(False)
+        self._holders = BehaviorSubject(LeaseHolder(""))
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
         self._holder = ""
@@ -137,6 +160,17 @@ class LeaderElection:
     def changes(self) -> Observable[bool]:
         """Whether this candidate leads: the current value on subscription, then each change."""
         return self._leader
+
+    @property
+    def holder(self) -> LeaseHolder:
+        """The holder and annotations as last read or written."""
+        return self._holders.value
+
+    @property
+    def holders(self) -> Observable[LeaseHolder]:
+        """The Lease's holder and annotations: the current value on subscription, then each
+        change this candidate reads (on its next try after another candidate wrote it)."""
+        return self._holders
 
     async def wait_leader(self) -> None:
         """Wait until this candidate leads."""
@@ -224,20 +258,25 @@ class LeaderElection:
                 "renewTime": stamp,
                 "leaseTransitions": 0,
             }
+            metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+            if self.annotations:
+                metadata["annotations"] = dict(self.annotations)
             body = {
                 "apiVersion": "coordination.k8s.io/v1",
                 "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
+                "metadata": metadata,
                 "spec": created,
             }
             try:
                 await self._client.create(LEASES, body, namespace=self.namespace)
             except AlreadyExists:
                 return False  # another candidate created it first
-            self._observe(created, now)
+            self._observe(created, self.annotations, now)
             return True
         spec = dict(lease.get("spec") or {})
-        self._observe(spec, now)
+        metadata = dict(lease.get("metadata") or {})
+        annotations = dict(metadata.get("annotations") or {})
+        self._observe(spec, annotations, now)
         holder = spec.get("holderIdentity") or ""
         held_for = spec.get("leaseDurationSeconds") or duration
         if holder and holder != self.identity and now < self._observed_at + float(held_for):
@@ -248,19 +287,25 @@ class LeaderElection:
             renewed["acquireTime"] = stamp
             renewed["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
         updated = {**lease, "spec": renewed}
+        if self.annotations and any(annotations.get(k) != v for k, v in self.annotations.items()):
+            annotations.update(self.annotations)
+            updated["metadata"] = {**metadata, "annotations": annotations}
         try:
             await self._client.replace(LEASES, updated, namespace=self.namespace)
         except Conflict:
             return False  # somebody wrote it since we read it
-        self._observe(renewed, now)
+        self._observe(renewed, annotations, now)
         return True
 
-    def _observe(self, spec: dict[str, Any], now: float) -> None:
+    def _observe(self, spec: dict[str, Any], annotations: Mapping[str, str], now: float) -> None:
         record = tuple(sorted((k, str(v)) for k, v in spec.items()))
         self._holder = spec.get("holderIdentity") or ""
         if record != self._observed:
             self._observed = record
             self._observed_at = now
+        seen = LeaseHolder(self._holder, dict(annotations))
+        if seen != self._holders.value:
+            self._holders.on_next(seen)
 
     async def _release(self) -> None:
         if not self.is_leader:
@@ -273,7 +318,13 @@ class LeaderElection:
                 return
             spec.update(holderIdentity="", leaseDurationSeconds=1)
             spec["renewTime"] = _micro_time(self._wall_clock())
-            await self._client.replace(LEASES, {**lease, "spec": spec}, namespace=self.namespace)
+            released = {**lease, "spec": spec}
+            metadata = dict(lease.get("metadata") or {})
+            annotations = dict(metadata.get("annotations") or {})
+            if any(k in annotations for k in self.annotations):
+                kept = {k: v for k, v in annotations.items() if k not in self.annotations}
+                released["metadata"] = {**metadata, "annotations": kept}
+            await self._client.replace(LEASES, released, namespace=self.namespace)
             log.info("%s released lease %s/%s", self.identity, self.namespace, self.name)
         except KubeError as error:
             log.warning("could not release lease %s/%s: %s", self.namespace, self.name, error)
@@ -289,6 +340,7 @@ async def open_leader_election(
     policy: LeasePolicy | None = None,
     wall_clock: Callable[[], float] | None = None,
     rng: random.Random | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> AsyncIterator[LeaderElection]:
     """Take part in the election for Lease `namespace/name` for the duration of the block.
 
@@ -297,7 +349,9 @@ async def open_leader_election(
             election.changes.subscribe(lambda leads: ...)   # True when this replica leads
             await election.wait_leader()
 
-    Leaving the block stops renewing and (by default) releases the Lease.
+    Leaving the block stops renewing and (by default) releases the Lease. `annotations` are
+    written on the Lease while this candidate leads (removed on release); every candidate
+    publishes the holder and annotations it reads on `holders`.
     """
     election = LeaderElection(
         client,
@@ -307,6 +361,7 @@ async def open_leader_election(
         policy=policy or LeasePolicy(),
         wall_clock=wall_clock or time.time,
         rng=rng or random.Random(),
+        annotations=annotations,
     )
     try:
         async with trio.open_nursery() as nursery:
@@ -322,3 +377,4 @@ async def open_leader_election(
                 await election._release()
         election._set_leader(False)
         election._leader.on_completed()
+        election._holders.on_completed()

@@ -8,7 +8,13 @@ Endpoints (any method):
     /bye         answers (keep-alive), then closes the connection as an idle timeout would
     /die-mid     sends a head promising 1000 bytes, 10 of them, then closes
     /slow?s=S    waits S seconds, then 200
+    /drip?n=N&s=S  a chunked body of N parts, S seconds apart
+    /die-chunked   two chunks of a chunked body, then closes
+    /garbage     answers bytes that are not HTTP
+    /huge-head   a response head of 1 MiB
     /ws          WebSocket echo (text and bytes)
+
+Every request is recorded in `seen` as (target, headers), so tests can assert who reached it.
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ class Backend:
         self.requests = 0
         self.connections = 0
         self.websockets_open = 0
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.ws_messages: list[int] = []
+        """Sizes of the WebSocket messages echoed."""
 
     @property
     def address(self) -> str:
@@ -86,7 +95,8 @@ class Backend:
         target = request.target.decode()
         path, _, query = target.partition("?")
         params = dict(urllib.parse.parse_qsl(query))
-        headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in request.headers}
+        self.seen.append((target, headers))
 
         async def send(*events: h11.Event) -> None:
             for event in events:
@@ -106,6 +116,26 @@ class Backend:
         if path == "/die-mid":
             await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
             return False
+        if path == "/die-chunked":
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n"
+            )
+            return False
+        if path == "/garbage":
+            await stream.send_all(b"\x00\x01 this is not HTTP\r\n\r\n")
+            return False
+        if path == "/huge-head":
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 2**20 + b"\r\nContent-Length: 0\r\n\r\n"
+            )
+            return False
+        if path == "/drip":
+            await send(h11.Response(status_code=200, headers=[("Transfer-Encoding", "chunked")]))
+            for _ in range(int(params.get("n", "10"))):
+                await send(h11.Data(data=b"drip\n"))
+                await trio.sleep(float(params.get("s", "0.05")))
+            await send(h11.EndOfMessage())
+            return True
         if path == "/slow":
             await trio.sleep(float(params.get("s", "1")))
         if path == "/chunked":
@@ -163,11 +193,13 @@ class Backend:
                     elif isinstance(event, TextMessage):
                         text += event.data
                         if event.message_finished:
+                            self.ws_messages.append(len(text))
                             await stream.send_all(ws.send(TextMessage(data=text)))
                             text = ""
                     elif isinstance(event, BytesMessage):
                         data += event.data
                         if event.message_finished:
+                            self.ws_messages.append(len(data))
                             await stream.send_all(ws.send(BytesMessage(data=bytes(data))))
                             data = bytearray()
                     elif isinstance(event, Ping):

@@ -87,6 +87,30 @@ async def get(
     return parse_reply(await raw(port, request.encode()))
 
 
+async def read_response(stream: trio.SocketStream, buffer: bytearray) -> tuple[int, bytes]:
+    """One Content-Length response from a keep-alive connection: (status, body)."""
+    while b"\r\n\r\n" not in buffer:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise EOFError("closed before a response head")
+        buffer += data
+    end = buffer.index(b"\r\n\r\n") + 4
+    head = bytes(buffer[:end]).decode("latin-1")
+    length = 0
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    while len(buffer) < end + length:
+        data = await stream.receive_some(65536)
+        if not data:
+            raise EOFError("closed inside a response body")
+        buffer += data
+    body = bytes(buffer[end : end + length])
+    del buffer[: end + length]
+    return int(head.split(" ", 2)[1]), body
+
+
 async def wait_until(condition: Callable[[], bool], limit: float = 5.0) -> None:
     """Wait for a condition that no event announces (e.g. a backend's request counter)."""
     with trio.fail_after(limit):

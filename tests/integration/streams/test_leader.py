@@ -12,6 +12,7 @@ from rxkube.fakes import FakeApiServer, Fault, open_fake_apiserver
 from rxkube.streams import (
     KubeClient,
     LeaderElection,
+    LeaseHolder,
     LeasePolicy,
     load_kubeconfig,
     open_client,
@@ -147,3 +148,65 @@ async def test_a_leader_that_cannot_renew_steps_down(
 def test_the_policy_is_validated() -> None:
     with pytest.raises(ValueError, match="retry_period < renew_deadline < lease_duration"):
         LeasePolicy(lease_duration=5, renew_deadline=10)
+
+
+async def test_the_leader_writes_its_annotations_and_the_others_read_them(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    server.store.create(
+        "leases",
+        {
+            "metadata": {"name": "rxkube", "namespace": "lab", "annotations": {"x.io/y": "kept"}},
+            "spec": {"holderIdentity": "", "leaseDurationSeconds": 1},
+        },
+    )
+    key = "rxkube.io/authority-address"
+    a_scope = trio.CancelScope()
+
+    async def candidate_a(task_status: trio.TaskStatus[LeaderElection]) -> None:
+        with a_scope:
+            async with open_leader_election(
+                client,
+                namespace="lab",
+                name="rxkube",
+                identity="a",
+                policy=FAST,
+                annotations={key: "10.0.0.1:9091"},
+            ) as a:
+                task_status.started(a)
+                await trio.sleep_forever()
+
+    def annotations() -> object:
+        return server.store.get("leases", "lab", "rxkube")["metadata"]["annotations"]
+
+    seen_by_b: list[LeaseHolder] = []
+    async with trio.open_nursery() as nursery:
+        a: LeaderElection = await nursery.start(candidate_a)
+        with trio.fail_after(5):
+            await a.wait_leader()
+        by_a = {"x.io/y": "kept", key: "10.0.0.1:9091"}
+        assert annotations() == by_a
+        assert a.holder == LeaseHolder("a", by_a)
+        async with open_leader_election(
+            client,
+            namespace="lab",
+            name="rxkube",
+            identity="b",
+            policy=FAST,
+            annotations={key: "10.0.0.2:9091"},
+        ) as b:
+            b.holders.subscribe(seen_by_b.append)
+            with trio.fail_after(5):
+                await b.wait_until(lambda s: s.attempts >= 2)
+            assert b.holder == LeaseHolder("a", by_a)  # a's, not b's own
+            a_scope.cancel()  # a leaves: it releases, and its annotation goes with it
+            with trio.fail_after(5):
+                await b.wait_leader()
+            by_b = {"x.io/y": "kept", key: "10.0.0.2:9091"}
+            assert annotations() == by_b
+            assert b.holder == LeaseHolder("b", by_b)
+    assert seen_by_b[:2] == [LeaseHolder(""), LeaseHolder("a", by_a)]
+    assert seen_by_b[-1] == LeaseHolder("b", by_b)
+    assert set(seen_by_b[2:-1]) <= {LeaseHolder("", {"x.io/y": "kept"})}  # the released Lease
+    assert server.store.get("leases", "lab", "rxkube")["spec"]["holderIdentity"] == ""
+    assert annotations() == {"x.io/y": "kept"}

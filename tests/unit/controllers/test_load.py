@@ -96,6 +96,14 @@ def test_the_fold_of_the_changes_equals_the_table(ops: list[tuple[str, object, b
         assert view.summary("lab", capacity=capacity) == replace(expected, servers=by_name)
         assert view.users("lab") == len(table.tickets("lab"))
         assert view.waiting("lab") == len(table.queue("lab"))
+        # A view started late from the table's snapshot has the same numbers (its idle times
+        # start at the snapshot: it cannot know them).
+        late = LoadView()
+        assert late.reset(table.snapshot(now)) == ["lab"]
+        assert late.numbers("lab", capacity=capacity) == view.numbers("lab", capacity=capacity)
+        assert [(s.name, s.users, s.ready) for s in late.summary("lab", capacity=1).servers] == [
+            (s.name, s.users, s.ready) for s in view.summary("lab", capacity=1).servers
+        ]
 
 
 def test_recorded_changes_fold_without_a_table() -> None:

@@ -21,6 +21,8 @@ from rxkube.proxy import (
     TicketConnectionOpened,
     TicketIssued,
     TicketReleased,
+    TicketReported,
+    TicketRestored,
     TicketReturned,
     TicketTable,
     TicketTableError,
@@ -28,6 +30,7 @@ from rxkube.proxy import (
     WaiterGaveUp,
     WaiterLeft,
     WaiterQueued,
+    WaiterReported,
     Waiting,
 )
 from rxkube.proxy._table import CLIENT_TRANSITIONS
@@ -208,6 +211,50 @@ def test_resume_prefers_the_server_the_cookie_names() -> None:
     # A full or unknown preferred server falls back to the normal choice.
     decision, _ = table.request("lab", "c", 1.0, prefer=ServerRef("gone", "x"))
     assert decision == Granted("c", S0, new=True)
+
+
+def test_a_reported_ticket_is_restored_where_it_names_only_if_there_is_room() -> None:
+    table = table_with(S0, S1, tickets_max=1, idle=60.0)
+    table.apply(ServerUpdated("lab", S1, ready=False), 0.0)  # draining keeps holders (I8)
+    effects = table.apply(TicketReported("lab", "t1", S1, idle=5.0), 10.0)
+    assert effects[0] == TicketRestored("lab", "t1", S1, 10.0)
+    assert table.ticket_server("lab", "t1") == S1
+    assert table.last_seen("lab", "t1") == 5.0
+    # Full, unknown, or idle too long: refused, nothing changes.
+    table.request("lab", "a", 10.0)
+    assert table.apply(TicketReported("lab", "t2", S0), 11.0) == []
+    assert table.apply(TicketReported("lab", "t3", ServerRef("gone", "x")), 11.0) == []
+    table.apply(TicketReturned("lab", "a"), 11.0)
+    assert table.apply(TicketReported("lab", "t4", S0, idle=60.0), 12.0) == []
+    assert table.ticket_server("lab", "t2") is None
+    # Held already: a touch, never a move.
+    assert table.apply(TicketReported("lab", "t1", S0, idle=0.0), 20.0) == []
+    assert (table.ticket_server("lab", "t1"), table.last_seen("lab", "t1")) == (S1, 5.0)
+    assert table.apply(TicketReported("lab", "t1", S1, idle=0.0), 20.0) == []
+    assert table.last_seen("lab", "t1") == 20.0
+    assert table.apply(TicketReported("lab", "t1", S1, idle=30.0), 21.0) == []
+    assert table.last_seen("lab", "t1") == 20.0  # an older report does not turn back time
+
+
+def test_a_restored_ticket_takes_a_held_slot_and_the_waiter_keeps_its_place() -> None:
+    table = table_with(S0, tickets_max=1)
+    table.request("lab", "a", 0.0)
+    table.request("lab", "w", 1.0)
+    table.apply(TicketReturned("lab", "a"), 2.0)
+    assert table.client_state("lab", "w") is ClientState.ADMITTED
+    table.apply(TicketReported("lab", "old", S0), 3.0)
+    assert table.client_state("lab", "w") is ClientState.WAITING
+    assert table.queue("lab") == ["w"]
+    table.check_invariants(3.0)
+
+
+def test_reported_waiters_rejoin_in_the_order_given() -> None:
+    table = table_with(S0)
+    table.request("lab", "a", 0.0)
+    for client in ("w2", "w1", "a", "w2"):  # a holder and a repeat change nothing
+        table.apply(WaiterReported("lab", client), 1.0)
+    assert table.queue("lab") == ["w2", "w1"]
+    assert table.request("lab", "w1", 2.0)[0] == Waiting(position=1, queued=2)
 
 
 def test_removing_an_app_releases_everyone() -> None:

@@ -33,10 +33,13 @@ from rxkube.proxy import (
     TicketConnectionOpened,
     TicketIssued,
     TicketReleased,
+    TicketReported,
+    TicketRestored,
     TicketReturned,
     TicketTable,
     WaiterGaveUp,
     WaiterLeft,
+    WaiterReported,
 )
 
 APPS = ["a", "b"]
@@ -90,6 +93,12 @@ class TableMachine(RuleBasedStateMachine):
                 assert queue.index(issue.ticket) < held, "I4: served out of order"
             else:
                 assert free - held > 0, "I4: a newcomer took a held slot"
+        restored = [e for e in effects if isinstance(e, TicketRestored)]
+        assert len(restored) <= 1
+        for restore in restored:
+            _, used, cap = servers[restore.server]
+            assert used < cap, "I8: restored onto a full server"
+            assert restore.ticket not in queue, "I8: a waiter became a holder without its turn"
         for change in effects:
             if isinstance(change, TicketReleased) and change.reason == "idle":
                 key = (change.app, change.ticket)
@@ -224,6 +233,38 @@ class TableMachine(RuleBasedStateMachine):
         if isinstance(decision, Granted):
             self.step(app, TicketConnectionOpened(app, client))
             self.connections[app, client] = self.connections.get((app, client), 0) + 1
+
+    @precondition(lambda self: bool(list(self.table.apps)))
+    @rule(
+        data=st.data(),
+        client=st.sampled_from(CLIENTS),
+        server=st.sampled_from(SERVERS),
+        idle=st.sampled_from([0.0, 1.5, 30.0]),
+        waiter=st.booleans(),
+    )
+    def a_replica_reports(
+        self, data: st.DataObject, client: str, server: ServerRef, idle: float, waiter: bool
+    ) -> None:
+        """After a fail-over, replicas report live tickets and waiters (I8)."""
+        app = data.draw(st.sampled_from(sorted(self.table.apps)))
+        was = self.table.client_state(app, client)
+        held_on = self.table.ticket_server(app, client)
+        if waiter:
+            effects = self.step(app, WaiterReported(app, client))
+            if was is ClientState.ABSENT:
+                assert self.table.queue(app)[-1] == client
+            else:
+                assert self.table.client_state(app, client) is was
+            return
+        effects = self.step(app, TicketReported(app, client, server, idle))
+        now_on = self.table.ticket_server(app, client)
+        if held_on is not None or was is not ClientState.ABSENT:
+            assert now_on == held_on, "a report never moves a holder or serves a waiter"
+            assert not effects
+        elif now_on is not None:
+            assert now_on == server
+            assert idle < self.table.settings(app).idle_timeout
+            assert self.table.last_seen(app, client) == self.now - idle
 
     @rule(dt=st.sampled_from([0.0, 0.5, 1.0, 3.0, 11.0]))
     def tick(self, dt: float) -> None:

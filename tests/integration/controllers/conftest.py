@@ -100,6 +100,21 @@ def deployment(
     }
 
 
+SIM = SimSettings(
+    schedule_delay=0.005, start_delay=0.02, ready_delay=0.005, terminate_delay=0.005, events=False
+)
+"""A fast simulated cluster for `open_cluster(simulate=SIM)`."""
+
+
+def with_pods(manifest: dict[str, Any], *, replicas: int, port: int = 8080) -> dict[str, Any]:
+    """The Deployment with `replicas` pods whose containers serve `port` (the simulated
+    kubelet runs a backend on each declared container port)."""
+    manifest["spec"]["replicas"] = replicas
+    for container in manifest["spec"]["template"]["spec"]["containers"]:
+        container["ports"] = [{"containerPort": port}]
+    return manifest
+
+
 @dataclass
 class Reply:
     status: int
@@ -243,6 +258,13 @@ class Cluster:
         scope = self._scopes.pop(name, None)
         if scope is not None:
             scope.cancel()
+
+    def pod_names(self, app: str) -> list[str]:
+        """The app's pods in the fake's store (the Deployment's and any other), by name."""
+        pods = self.server.store.list(
+            "pods", self.namespace, label_selector=f"{APP_LABEL}={app}"
+        ).objects()
+        return sorted(str(p["metadata"]["name"]) for p in pods)
 
     def events(self, kind: str, name: str) -> list[dict[str, Any]]:
         return [

@@ -476,3 +476,18 @@ async def test_a_recorded_run_replays_to_the_same_decisions(tmp_path: Path) -> N
     summary = first.summary()
     assert (summary.total.peak_users, summary.total.tickets) == (1, 1)
     assert (summary.total.scale_ups, summary.total.scale_downs) == (2, 1)
+
+
+async def test_proxy_latency_and_upstream_errors_are_in_the_metrics() -> None:
+    # Hand-made pods (no simulation): one answers, one has no backend listening.
+    async with open_cluster(metrics_listen=(loopback(), 0)) as c:
+        c.apply(deployment("lab", tickets_max="1", pods_max="0"))
+        await c.add_pod("lab", "lab-1")
+        await ready_servers(c, 1)
+        assert (await User().get(c.url + "/lab/echo")).status == 200
+        await c.add_pod("lab", "lab-2", backend=False)
+        await ready_servers(c, 2)
+        assert (await User().get(c.url + "/lab/echo")).status == 502  # lab-1 is taken
+        text = await scrape(c)
+        assert 'rxkube_proxy_request_duration_seconds_count{application="lab"} 1.0' in text
+        assert 'rxkube_upstream_errors_total{application="lab",reason="connect"} 1.0' in text

@@ -5,6 +5,9 @@ Every arrow inside is a pipeable operator without I/O or clock. It may import `r
 and `rxkube.proxy`; only the CLI module imports `rxkube.fakes` (checked by import-linter).
 """
 
+from rxkube.controllers._admin import (
+    serve_admin,
+)
 from rxkube.controllers._app_effects import (
     app_effects,
 )
@@ -168,6 +171,13 @@ from rxkube.controllers._scaling import (
     ScaleStep,
     autoscaler,
 )
+from rxkube.controllers._status import (
+    Activity,
+    AppBoard,
+    ServerBoard,
+    StatusBoard,
+    StatusSnapshot,
+)
 
 __all__ = [
     "ANNOTATIONS",
@@ -175,7 +185,9 @@ __all__ = [
     "AUTHORITY_ANNOTATION",
     "AUTHORITY_PORT",
     "AUTOSCALED_LABEL",
+    "Activity",
     "AnnotationDoc",
+    "AppBoard",
     "AppChanged",
     "AppEffect",
     "AppMetrics",
@@ -237,8 +249,11 @@ __all__ = [
     "ScaleDecision",
     "ScaleStep",
     "ServePlan",
+    "ServerBoard",
     "ServerList",
     "ServerLoad",
+    "StatusBoard",
+    "StatusSnapshot",
     "TEMPLATE_HASH_LABEL",
     "TicketController",
     "TicketPipeline",
@@ -279,6 +294,7 @@ __all__ = [
     "replay_timeline",
     "replay_trace",
     "seeded_suffixes",
+    "serve_admin",
     "serve_endpoints",
     "serve_plan",
     "servers_by_app",

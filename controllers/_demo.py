@@ -1,310 +1,420 @@
-"""`rxkube demo` (interim): replay a recorded trace through the stream core and tell what happened.
+"""`rxkube demo`: the whole system on one machine, in one process, within seconds.
 
-What this module is for: until the full demo (issue "demo") lands, `rxkube demo` shows the stream
-core at work on the sample trace shipped in `rxkube.streams`: the trace is replayed in virtual
-time (a `HistoricalScheduler` set to the trace's start, so it runs in milliseconds and prints the
-recorded wall-clock times), the pod and Deployment events are folded into `Store`s, and the
-operators pick out what a k8sTicket controller cares about: the apps (Deployments labelled
-`ipb-halle.de/k8sticket: "true"`) and their settings, each pod's life (Pending, Running, Ready,
-terminating, deleted), ready pods per app over time, and the users each app's ticket stream
-served. It may import `rxkube.streams`; it does no I/O but reading the trace and printing.
+What this module is for: issue 12 item 2, how people meet rxkube (`make demo`). `open_demo`
+starts a simulated cluster (the opener is passed in: library code never imports
+`rxkube.fakes`; the CLI passes `rxkube.fakes.open_fake_apiserver`), applies example apps as
+annotated Deployments through the real client, and runs `open_ticket_controller` against it
+over loopback, with the metrics and admin (status page) listeners on. `run_demo` adds what a
+person watches: the URLs, optional simulated users (`_users.py`), the live terminal view
+(`_demo_view.py`), an optional trace (`record`), and a clean stop after `duration`, on Ctrl-C
+(exit 130) or SIGTERM (exit 0).
+
+The example apps (`example_apps()`), both k8sTicket-annotated as a platform team would:
+
+- `notebook`: plain HTTP; its pods answer a browser with a page naming the pod;
+- `chat`: its page opens a WebSocket to the pod (a stand-in for interactive apps that keep
+  one open; the proxy keeps the ticket while it is open).
+
+Each asks for spare tickets and autoscaled pods, with short idle timeouts and cooldowns, so
+that users arriving and leaving make pods come and go within a minute (the simulated kubelet
+takes `pod_start_delay` seconds to start a pod, so the change can be watched).
+
+It may import `rxkube.streams`, `rxkube.proxy` and this package; never `rxkube.fakes`.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import signal
 import sys
-from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
-import reactivex
-from reactivex import GroupedObservable
-from reactivex import operators as ops
-from reactivex.scheduler import HistoricalScheduler
+import trio
+from prometheus_client import CollectorRegistry
 
+from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL
+from rxkube.controllers._demo_view import TerminalView
+from rxkube.controllers._record import controller_trace_streams, record_controller
+from rxkube.controllers._runner import TicketController, open_ticket_controller
+from rxkube.controllers._users import UserApp, UserStatistics, plan_visits, run_users
+from rxkube.proxy import ProxyConfig
 from rxkube.streams import (
-    ObjectMetaView,
-    Store,
-    StreamEvent,
-    Trace,
-    TraceEvent,
-    WatchEvent,
-    label_indexer,
-    load_trace,
-    sample_trace_path,
-)
-from rxkube.streams.operators import (
-    distinct_until_changed_by,
-    filter_labels,
-    group_by_key,
-    latest_state_per_key,
+    DEPLOYMENTS,
+    NAMESPACES,
+    KubeClient,
+    NotFound,
+    TraceWriter,
+    TrioScheduler,
+    load_kubeconfig,
+    open_client,
+    open_trace_writer,
 )
 
-# Interim and CLI-only: nothing here is public API of rxkube.controllers.
+# The demo's own machinery: not public API of rxkube.controllers.
 __all__: list[str] = []
 
-TICKET_LABEL = "ipb-halle.de/k8sticket"
-APP_LABEL = "ipb-halle.de/k8sticket.deployment.app.name"
-ANNOTATION_PREFIX = "ipb-halle.de/k8sticket.deployment."
-AUTOSCALED_LABEL = "rxkube.io/autoscaled"
-SAMPLE_EVERY = 60.0
-SAMPLE_OFFSET = 45.0
+log = logging.getLogger("rxkube.controllers.demo")
+
+K8STICKET = "ipb-halle.de/k8sticket."
+SIM_PAGE = "sim.rxkube.io/page"
+"""The simulated kubelet's pod annotation for what a browser gets (see rxkube.fakes)."""
 
 
-@dataclass
-class TicketTally:
-    """What one app's ticket stream says: users served, at most at once, queueing."""
+class DemoCluster(Protocol):
+    """What the demo needs of a running cluster (`rxkube.fakes.FakeApiServer` is one)."""
 
-    requested: int = 0
-    issued: int = 0
-    queued: int = 0
-    left_queue: int = 0
-    current: int = 0
-    peak: int = 0
+    @property
+    def url(self) -> str: ...
+    @property
+    def kubeconfig_path(self) -> Path: ...
 
 
-@dataclass
-class DemoReport:
-    """What the demo saw (also printed); tests read it instead of parsing text."""
+@dataclass(frozen=True, slots=True)
+class ClusterRequest:
+    """What the demo asks of the cluster opener."""
 
-    source: str
-    records: int
-    duration: float
-    apps: dict[str, dict[str, str]] = field(default_factory=dict)
-    """App name -> its k8sTicket settings (annotation suffix -> value), last seen."""
-    pod_changes: list[tuple[float, str, str, str]] = field(default_factory=list)
-    """(t, app, pod, state) whenever a pod's phase, readiness or termination changed."""
-    ready_over_time: list[tuple[float, dict[str, tuple[int, int]]]] = field(default_factory=list)
-    """(t, {app: (ready pods, pods)}) once a minute, 45 s past."""
-    tickets: dict[str, TicketTally] = field(default_factory=dict)
-    final_pods: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    """App -> [(pod, state)] in the pod Store at the end."""
+    pod_start_delay: float
+    kubeconfig_path: Path | None
+    seed: int
 
 
-def _pod_state(event: WatchEvent) -> str:
-    """One word for where a pod is in its life: Pending, Running, Ready, terminating, deleted."""
-    if event.type == "DELETED":
-        return "deleted"
-    return _state(event.meta, event.object)
+OpenCluster = Callable[[ClusterRequest], AbstractAsyncContextManager[DemoCluster]]
 
 
-def _state(meta: ObjectMetaView, obj: Mapping[str, Any]) -> str:
-    if meta.deletion_timestamp is not None:
-        return "terminating"
-    status: Mapping[str, Any] = obj.get("status", {})
-    ready = any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
-    )
-    phase = str(status.get("phase", "Unknown"))
-    return "Ready" if ready and phase == "Running" else phase
+@dataclass(frozen=True, slots=True)
+class DemoApp:
+    """One example app: an annotated Deployment and how users use it."""
 
+    name: str
+    page: Literal["html", "websocket"]
+    container_port: int
+    replicas: int = 1
+    tickets_max: int = 2
+    tickets_spare: int = 1
+    pods_max: int = 3
+    cooldown: str = "5s"
+    idle_timeout: str = "5s"
+    weight: float = 1.0
+    """Share of the simulated users who open this app."""
 
-def _app_of(event: WatchEvent) -> str | None:
-    return event.meta.labels.get(APP_LABEL)
-
-
-def _settings(event: WatchEvent) -> dict[str, str]:
-    return {
-        key[len(ANNOTATION_PREFIX) :]: value
-        for key, value in sorted(event.meta.annotations.items())
-        if key.startswith(ANNOTATION_PREFIX)
-    }
-
-
-def _as_watch_event(event: TraceEvent) -> WatchEvent:
-    assert isinstance(event, WatchEvent)
-    return event
-
-
-def run_demo(trace_path: Path | None = None, *, out: TextIO | None = None) -> DemoReport:
-    """Replay `trace_path` (default: the shipped sample) and print what the pipelines saw."""
-    out = out or sys.stdout
-    trace = load_trace(trace_path or sample_trace_path())
-    header = trace.header
-    start = header.started
-    scheduler = HistoricalScheduler(initial_clock=start)
-    report = DemoReport(header.source, len(trace.records), trace.duration)
-
-    def offset() -> float:
-        return (scheduler.now - start).total_seconds()
-
-    def clock(t: float) -> str:
-        return (start + timedelta(seconds=t)).strftime("%H:%M:%S")
-
-    lines: list[tuple[float, int, str]] = []
-
-    def say(app: str, text: str) -> None:
-        lines.append((offset(), len(lines), f"{clock(offset())}  {app:<10} {text}"))
-
-    deployment_streams = {
-        s for s, spec in header.streams.items() if spec.get("resource") == "deployments"
-    }
-    pod_streams = {s for s, spec in header.streams.items() if spec.get("resource") == "pods"}
-    ticket_streams = {s for s, spec in header.streams.items() if spec.get("kind") == "tickets"}
-
-    events: reactivex.Observable[TraceEvent] = trace.replay(scheduler=scheduler).pipe(ops.share())
-
-    def watch_of(streams: set[str]) -> reactivex.Observable[WatchEvent]:
-        def pick(event: TraceEvent) -> bool:
-            return isinstance(event, WatchEvent) and event.stream in streams
-
-        return events.pipe(ops.filter(pick), ops.map(_as_watch_event))
-
-    deployment_events = watch_of(deployment_streams)
-    pod_events = watch_of(pod_streams)
-
-    # The informer caches: every pod and Deployment, indexed by app.
-    deployments = Store()
-    pods = Store(indexers={"app": label_indexer(APP_LABEL)})
-    deployment_events.subscribe(deployments)
-    pod_events.subscribe(pods)
-
-    # Apps: labelled Deployments, reported when their k8sTicket settings change.
-    def on_app(event: WatchEvent) -> None:
-        if event.type == "SYNCED":
-            return
-        name = event.meta.annotations.get(ANNOTATION_PREFIX + "app.name", event.meta.name)
-        if event.type == "DELETED":
-            say(name, "app removed")
-            report.apps.pop(name, None)
-            return
-        settings = _settings(event)
-        before = report.apps.get(name)
-        report.apps[name] = settings
-        if before is None:
-            shown = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "app.name")
-            say(name, f"app served: {shown}")
-        else:
-            changed = [
-                f"{k} {before.get(k)} -> {v}" for k, v in settings.items() if before.get(k) != v
-            ]
-            say(name, "app reconfigured: " + ", ".join(changed))
-
-    deployment_events.pipe(
-        filter_labels({TICKET_LABEL: "true"}),
-        distinct_until_changed_by(lambda e: tuple(_settings(e).items())),
-    ).subscribe(on_app)
-
-    # Pods: one stream per app; report each pod's transitions, sample ready counts per minute.
-    latest: dict[str, Mapping[str, WatchEvent]] = {}
-
-    def on_group(group: GroupedObservable[str, WatchEvent]) -> None:
-        app = group.key
-
-        def on_pod(event: WatchEvent) -> None:
-            state = _pod_state(event)
-            scaled = " (autoscaled)" if event.meta.labels.get(AUTOSCALED_LABEL) == "true" else ""
-            report.pod_changes.append((offset(), app, event.meta.name, state))
-            say(app, f"pod {event.meta.name:<38} {state}{scaled}")
-
-        group.pipe(distinct_until_changed_by(_pod_state)).subscribe(on_pod)
-        # The last pod's deletion empties the snapshot before the group completes.
-        group.pipe(latest_state_per_key()).subscribe(
-            lambda snapshot: latest.__setitem__(app, snapshot)
-        )
-
-    pod_events.pipe(filter_labels(APP_LABEL), group_by_key(_app_of)).subscribe(on_group)
-
-    def sample(_: int = 0) -> None:
-        counts = {
-            app: (sum(1 for e in snapshot.values() if _pod_state(e) == "Ready"), len(snapshot))
-            for app, snapshot in sorted(latest.items())
+    def deployment(self, namespace: str) -> dict[str, Any]:
+        """The annotated Deployment (k8sTicket's label and annotations, rxkube.io/ extras)."""
+        annotations = {
+            K8STICKET + "deployment.app.name": self.name,
+            K8STICKET + "deployment.port": "none",
+            K8STICKET + "deployment.tickets.max": str(self.tickets_max),
+            K8STICKET + "deployment.tickets.spare": str(self.tickets_spare),
+            K8STICKET + "deployment.pods.max": str(self.pods_max),
+            K8STICKET + "deployment.pods.cooldown": self.cooldown,
+            "rxkube.io/tickets.idle-timeout": self.idle_timeout,
         }
-        report.ready_over_time.append((offset(), counts))
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": self.name,
+                "namespace": namespace,
+                "labels": {OPT_IN_LABEL: "true", "app.kubernetes.io/part-of": "rxkube-demo"},
+                "annotations": annotations,
+            },
+            "spec": {
+                "replicas": self.replicas,
+                "selector": {"matchLabels": {APP_LABEL: self.name}},
+                "template": {
+                    "metadata": {
+                        "labels": {APP_LABEL: self.name},
+                        "annotations": {
+                            K8STICKET + "pod.port": str(self.container_port),
+                            SIM_PAGE: self.page,
+                        },
+                    },
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": self.name,
+                                "image": f"example.org/rxkube-demo/{self.name}:1",
+                                "ports": [{"containerPort": self.container_port}],
+                            }
+                        ]
+                    },
+                },
+            },
+        }
 
-    # 45 s past each minute: off the instants the sample trace's records fall on (whole tens of
-    # seconds), where the order of a sample and a record would depend on scheduling order.
-    samples = int((trace.duration - SAMPLE_OFFSET) // SAMPLE_EVERY) + 1
-    reactivex.timer(SAMPLE_OFFSET, SAMPLE_EVERY, scheduler=scheduler).pipe(
-        ops.take(max(samples, 1))
-    ).subscribe(sample)
 
-    # Tickets: the proxy's events per app.
-    def on_ticket(event: TraceEvent) -> None:
-        assert isinstance(event, StreamEvent)
-        app = header.streams[event.stream].get("app", event.stream)
-        tally = report.tickets.setdefault(str(app), TicketTally())
-        if event.type == "requested":
-            tally.requested += 1
-        elif event.type == "issued":
-            tally.issued += 1
-            tally.current += 1
-            tally.peak = max(tally.peak, tally.current)
-        elif event.type == "released":
-            tally.current -= 1
-        elif event.type == "queued":
-            tally.queued += 1
-        elif event.type == "left":
-            tally.left_queue += 1
+def example_apps(*, cooldown: str = "5s", idle_timeout: str = "5s") -> tuple[DemoApp, ...]:
+    """The two example apps (module docstring)."""
+    return (
+        DemoApp(
+            "notebook",
+            "html",
+            8888,
+            tickets_max=2,
+            tickets_spare=2,
+            pods_max=4,
+            cooldown=cooldown,
+            idle_timeout=idle_timeout,
+            weight=1.0,
+        ),
+        DemoApp(
+            "chat",
+            "websocket",
+            8080,
+            tickets_max=3,
+            tickets_spare=1,
+            pods_max=3,
+            cooldown=cooldown,
+            idle_timeout=idle_timeout,
+            weight=1.0,
+        ),
+    )
 
-    def is_ticket(event: TraceEvent) -> bool:
-        return event.stream in ticket_streams
 
-    events.pipe(ops.filter(is_ticket)).subscribe(on_ticket)
+@dataclass(frozen=True, slots=True)
+class DemoSettings:
+    """`rxkube demo`'s options (see `rxkube demo --help`)."""
 
-    scheduler.start()
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    metrics: tuple[str, int] = ("127.0.0.1", 0)
+    admin: tuple[str, int] = ("127.0.0.1", 0)
+    namespace: str = "default"
+    apps: tuple[DemoApp, ...] = field(default_factory=example_apps)
+    users: int = 0
+    duration: float | None = None
+    seed: int = 1
+    record: Path | None = None
+    kubeconfig_out: Path | None = None
+    pod_start_delay: float = 3.0
+    refresh: float = 0.5
+    """Seconds between redraws of the terminal view."""
 
-    for key in pods.index_values("app"):
-        report.final_pods[key] = sorted(
-            (obj.meta.name, _state(obj.meta, obj.object)) for obj in pods.by_index("app", key)
+    def __post_init__(self) -> None:
+        if self.users < 0:
+            raise ValueError(f"users must be >= 0, got {self.users}")
+        if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
+            raise ValueError(f"duration must be > 0 seconds, got {self.duration}")
+        if not self.pod_start_delay >= 0:
+            raise ValueError(f"pod start delay must be >= 0 seconds, got {self.pod_start_delay}")
+
+
+@dataclass
+class Demo:
+    """A running demo (made by `open_demo`)."""
+
+    cluster: DemoCluster
+    client: KubeClient
+    controller: TicketController
+    settings: DemoSettings
+    record: TraceWriter | None
+
+    @property
+    def proxy_url(self) -> str:
+        host, port = self.controller.addresses[0]
+        return f"http://{_host(host)}:{port}"
+
+    @property
+    def metrics_url(self) -> str:
+        assert self.controller.metrics_address is not None
+        host, port = self.controller.metrics_address
+        return f"http://{_host(host)}:{port}/metrics"
+
+    @property
+    def status_url(self) -> str:
+        assert self.controller.admin_address is not None
+        host, port = self.controller.admin_address
+        return f"http://{_host(host)}:{port}/"
+
+    def app_url(self, app: str) -> str:
+        return f"{self.proxy_url}/{app}/"
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def _apply(client: KubeClient, namespace: str, apps: Sequence[DemoApp]) -> None:
+    try:
+        await client.get(NAMESPACES, namespace)
+    except NotFound:
+        await client.create(NAMESPACES, {"metadata": {"name": namespace}})
+    for app in apps:
+        await client.create(DEPLOYMENTS, app.deployment(namespace), namespace=namespace)
+
+
+@asynccontextmanager
+async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncIterator[Demo]:
+    """Start the cluster, apply the apps, run the controller; ready when the block starts
+    (the apps are served and their first pods are Ready)."""
+    async with AsyncExitStack() as stack:
+        cluster = await stack.enter_async_context(
+            open_cluster(
+                ClusterRequest(settings.pod_start_delay, settings.kubeconfig_out, settings.seed)
+            )
         )
-    _print(report, header.started, sorted(lines), trace, deployments, pods, out)
-    return report
+        client = await stack.enter_async_context(
+            open_client(load_kubeconfig(cluster.kubeconfig_path))
+        )
+        await _apply(client, settings.namespace, settings.apps)
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(nursery.cancel_scope.cancel)
+        controller = await stack.enter_async_context(
+            open_ticket_controller(
+                client,
+                namespace=settings.namespace,
+                listen=[settings.listen],
+                proxy_config=ProxyConfig(shutdown_grace=1.0),
+                registry=CollectorRegistry(),
+                instance="rxkube-demo",
+                metrics_listen=settings.metrics,
+                admin_listen=settings.admin,
+            )
+        )
+        record = None
+        if settings.record is not None:
+            # Closed before the controller stops (the exit stack unwinds in reverse).
+            record = stack.enter_context(
+                open_trace_writer(
+                    settings.record,
+                    streams=controller_trace_streams(settings.namespace),
+                    scheduler=TrioScheduler(nursery),
+                    source=f"rxkube demo (seed {settings.seed}, {settings.users} users)",
+                )
+            )
+            stack.callback(record_controller(controller, record).dispose)
+        await controller.wait_ready()
+        names = {app.name for app in settings.apps}
+        await controller.wait_until(
+            lambda stats: (
+                names <= set(stats.apps) and all(stats.apps[n].ready_servers >= 1 for n in names)
+            )
+        )
+        yield Demo(cluster, client, controller, settings, record)
 
 
-def _print(
-    report: DemoReport,
-    started: datetime,
-    lines: list[tuple[float, int, str]],
-    trace: Trace,
-    deployments: Store,
-    pods: Store,
-    out: TextIO,
+async def _stop_on_signal(
+    stopped: list[int], cancel: trio.CancelScope, *, task_status: trio.TaskStatus[None]
 ) -> None:
-    def write(text: str = "") -> None:
-        print(text, file=out)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        task_status.started()
+        async for received in signals:
+            stopped.append(received)
+            cancel.cancel()
+            return
 
-    minutes, seconds = divmod(int(report.duration), 60)
-    write(f"rxkube demo: replaying a trace recorded from {report.source or 'an unnamed source'}")
-    write(
-        f"  started {started.isoformat()}, {report.records} records over {minutes}:{seconds:02d},"
-        " replayed in virtual time"
-    )
-    counts: dict[str, int] = defaultdict(int)
-    for record in trace.records:
-        counts[record.event.stream] += 1
-    for stream, count in sorted(counts.items()):
-        write(f"  {count:5d} events  {stream}")
-    write()
-    write("what happened (apps, and each pod's phase, readiness and termination):")
-    for _, _, text in lines:
-        write("  " + text)
-    write()
-    apps = sorted({app for _, sample in report.ready_over_time for app in sample})
-    write("ready pods / pods per app, sampled once a minute:")
-    write("  time       " + "".join(f"{app:>12}" for app in apps))
-    for t, sample in report.ready_over_time:
-        at = (started + timedelta(seconds=t)).strftime("%H:%M:%S")
-        cells = "".join(f"{'{}/{}'.format(*sample.get(app, (0, 0))):>12}" for app in apps)
-        write(f"  {at}  {cells}")
-    write()
-    write("tickets per app (from the proxy's ticket stream):")
-    for app, tally in sorted(report.tickets.items()):
-        write(
-            f"  {app:<10} {tally.requested} requests, {tally.issued} tickets issued, at most "
-            f"{tally.peak} users at once, {tally.queued} waited, {tally.left_queue} left the queue"
+
+async def _show(
+    demo: Demo, view: TerminalView, users: UserStatistics | None, started: float
+) -> None:
+    while True:
+        view.update(
+            demo.controller.status(),
+            users,
+            elapsed=trio.current_time() - started,
+            duration=demo.settings.duration,
+            records=None if demo.record is None else demo.record.records,
         )
-    write()
-    write(
-        f"final state (Store): {len(deployments)} deployments, {len(pods)} pods, "
-        f"resourceVersion {pods.resource_version}"
-    )
-    for app, members in sorted(report.final_pods.items()):
-        settings = report.apps.get(app, {})
-        shown = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "app.name")
-        write(f"  {app} ({shown}):")
-        for name, state in members:
-            write(f"    {name:<40} {state}")
+        await trio.sleep(demo.settings.refresh)
+
+
+def _summary(demo: Demo, users: UserStatistics | None, elapsed: float) -> str:
+    """One closing line: how long, what the users got, what the autoscaler did."""
+    status = demo.controller.status()
+    text = f"summary: ran {elapsed:.0f} s; "
+    if users is not None:
+        text += (
+            f"{users.arrived} users, {users.admitted} got a ticket "
+            f"({users.admitted_after_waiting} after waiting), {users.gave_up} gave up waiting, "
+            f"{users.errors} errors; "
+        )
+    text += f"autoscaled pods: {status.scale_ups} created, {status.scale_downs} removed"
+    if demo.record is not None:
+        text += f"; trace: {demo.record.records} records in {demo.settings.record}"
+    return text
+
+
+def _urls(demo: Demo, out: TextIO) -> None:
+    settings = demo.settings
+    kubeconfig = demo.cluster.kubeconfig_path
+    lines = [
+        "rxkube demo: a simulated cluster with two apps served through the ticket proxy",
+        "",
+        f"  proxy:        {demo.proxy_url}/",
+        *(f"    {app.name + ':':<11} {demo.app_url(app.name)}" for app in settings.apps),
+        f"  status page:  {demo.status_url}",
+        f"  metrics:      {demo.metrics_url}",
+        f"  kubeconfig:   {kubeconfig}",
+        f"  api server:   {demo.cluster.url}",
+        "",
+        "  try:  curl -i -c /tmp/rxkube-cookies -b /tmp/rxkube-cookies "
+        f"{demo.app_url(settings.apps[0].name)}",
+        f"        kubectl --kubeconfig {kubeconfig} get pods -w",
+    ]
+    if settings.record is not None:
+        lines.append(f"  recording to: {settings.record}")
+    out.write("\n".join(lines) + "\n\n")
+    out.flush()
+
+
+async def run_demo(
+    settings: DemoSettings,
+    open_cluster: OpenCluster,
+    *,
+    out: TextIO | None = None,
+    tty: bool | None = None,
+) -> int:
+    """Run the demo until `duration`, Ctrl-C or SIGTERM; the exit code (0, or 130 after
+    Ctrl-C). Everything started is stopped before it returns."""
+    out = out if out is not None else sys.stdout
+    tty = out.isatty() if tty is None else tty
+    stopped: list[int] = []
+    users: UserStatistics | None = UserStatistics() if settings.users else None
+    summary: list[str] = []
+    async with trio.open_nursery() as outer:
+        await outer.start(_stop_on_signal, stopped, outer.cancel_scope)
+        async with open_demo(settings, open_cluster) as demo:
+            _urls(demo, out)
+            view = TerminalView(out, tty=tty)
+            started = trio.current_time()
+            try:
+                async with trio.open_nursery() as nursery:
+                    if users is not None:
+                        visits = plan_visits(
+                            settings.users,
+                            [
+                                UserApp(app.name, app.weight, websocket=app.page == "websocket")
+                                for app in settings.apps
+                            ],
+                            seed=settings.seed,
+                            duration=settings.duration,
+                        )
+                        nursery.start_soon(
+                            partial(run_users, start=started), visits, demo.proxy_url, users
+                        )
+                    if settings.duration is not None:
+                        nursery.cancel_scope.deadline = started + settings.duration
+                    nursery.start_soon(_show, demo, view, users, started)
+            finally:
+                view.update(
+                    demo.controller.status(),
+                    users,
+                    elapsed=trio.current_time() - started,
+                    duration=settings.duration,
+                    records=None if demo.record is None else demo.record.records,
+                    final=True,
+                )
+                view.close()
+                summary.append(_summary(demo, users, trio.current_time() - started))
+        outer.cancel_scope.cancel()
+    out.writelines(line + "\n" for line in summary)
+    if stopped:
+        out.write(f"rxkube demo: stopped ({signal.Signals(stopped[0]).name})\n")
+    else:
+        out.write("rxkube demo: done\n")
+    out.flush()
+    return 130 if stopped and stopped[0] == signal.SIGINT else 0

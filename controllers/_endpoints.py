@@ -108,7 +108,12 @@ async def serve_endpoints(
 ) -> None:
     """Serve the three paths on (host, port) until cancelled; `task_status` gets the bound
     address (port 0 resolved). Start it with `await nursery.start(serve_endpoints, ...)`."""
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    except OSError as error:
+        shown = f"[{host}]" if ":" in host else host
+        reason = error.strerror or str(error)
+        raise OSError(error.errno, f"cannot listen on {shown}:{port}: {reason}") from error
     sockname = listeners[0].socket.getsockname()
     handler = partial(_handle, registry=registry, ready=ready, request_timeout=request_timeout)
     async with trio.open_nursery() as nursery:

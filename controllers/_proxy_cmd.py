@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
+from rxkube.controllers._cli import CommandError, describe
 from rxkube.proxy import (
     AppConfig,
     ProxyConfig,
@@ -65,6 +66,9 @@ def run_proxy(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; graceful shutdown within the grace period."""
     try:
         keys = load_ticket_keys(path=args.ticket_key_file)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"ticket keys: {describe(error)}") from None
+    try:
         config = ProxyConfig(
             ticket_keys=tuple(keys),
             domain=args.domain,
@@ -85,7 +89,7 @@ def run_proxy(args: argparse.Namespace) -> int:
             )
             for app in args.app
         ]
-    except (ValueError, OSError) as error:
+    except ValueError as error:  # a flag's value: usage
         print(f"rxkube proxy: error: {error}", file=sys.stderr)
         return 2
     if not keys:
@@ -95,7 +99,7 @@ def run_proxy(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
 
-    async def main() -> None:
+    async def main() -> int:
         listen = [(args.listen.host, args.listen.port)]
         async with open_ticket_proxy(config, listen=listen) as proxy:
             for app, servers in apps:
@@ -104,12 +108,9 @@ def run_proxy(args: argparse.Namespace) -> int:
             host, port = proxy.addresses[0]
             print(f"rxkube proxy: listening on {host}:{port}", file=sys.stderr, flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    break
+                async for received in signals:
+                    return 130 if received == signal.SIGINT else 0
+        return 0
 
-    try:
-        trio.run(main)
-    except OSError as error:
-        print(f"rxkube proxy: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    # A port in use and other expected failures become one line in `_cli.main`.
+    return trio.run(main)

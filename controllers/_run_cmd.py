@@ -33,11 +33,12 @@ import trio
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from rxkube.controllers._appspec import _parse_duration
+from rxkube.controllers._cli import CommandError, describe
 from rxkube.controllers._logs import configure_logging, fields
 from rxkube.controllers._replication import AUTHORITY_PORT, lease_policy
 from rxkube.controllers._runner import open_ticket_controller
 from rxkube.proxy import ProxyConfig, ReplicatedTicketAuthority, TicketProxy, load_ticket_keys
-from rxkube.streams import ConfigError, KubeError, LeasePolicy, load_config, open_client
+from rxkube.streams import LeasePolicy, load_config, open_client
 
 __all__: list[str] = []
 
@@ -87,7 +88,7 @@ async def reload_ticket_keys(
             log.info("ticket keys reloaded", extra=fields(keys=len(keys)))
 
 
-async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePolicy | None) -> None:
+async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePolicy | None) -> int:
     config = load_config(kubeconfig=args.kubeconfig, context=args.context)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -96,6 +97,7 @@ async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePol
     async with open_client(config) as client:
         namespace = args.namespace or client.namespace
         metrics = None if args.metrics is None else (args.metrics.host, args.metrics.port)
+        admin = None if args.admin is None else (args.admin.host, args.admin.port)
         pod_ip = os.environ.get("POD_IP") or None
         if args.authority_listen is not None:
             authority_listen = (args.authority_listen.host, args.authority_listen.port)
@@ -116,6 +118,7 @@ async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePol
                 authority_listen=authority_listen,
                 authority_host=pod_ip,
                 metrics_listen=metrics,
+                admin_listen=admin,
                 shutdown_grace=args.drain_deadline,
                 record=getattr(args, "record", None),
             ) as controller,
@@ -134,26 +137,28 @@ async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePol
                         authority=authority,
                     )
                 )
+            stopped_by = signal.SIGTERM
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for received in signals:
+                    stopped_by = signal.Signals(received)
                     log.info(
                         "stopping",
-                        extra=fields(
-                            signal=signal.Signals(received).name, drain=args.drain_deadline
-                        ),
+                        extra=fields(signal=stopped_by.name, drain=args.drain_deadline),
                     )
                     break
             nursery.cancel_scope.cancel()
+    # SIGTERM is how Kubernetes asks a pod to stop: a clean stop. Ctrl-C interrupted a run.
+    return 130 if stopped_by == signal.SIGINT else 0
 
 
 def run_controller(args: argparse.Namespace) -> int:
-    """Run until SIGINT/SIGTERM; exit codes as `_cli.py` documents."""
+    """Run until SIGINT/SIGTERM; exit codes as `_cli.py` documents (its `main` turns the
+    expected failures, a kubeconfig that cannot be loaded, a port in use, into one line)."""
     configure_logging(format=args.log_format, level=args.log_level.upper())
     try:
         keys = load_ticket_keys(path=args.ticket_key_file)
     except (OSError, ValueError) as error:
-        print(f"rxkube run: error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(f"ticket keys: {describe(error)}") from None
     election = None
     if args.leader_election:
         if not keys:
@@ -174,32 +179,4 @@ def run_controller(args: argparse.Namespace) -> int:
             "no --ticket-key-file or RXKUBE_TICKET_KEY: using a random key; tickets will not "
             "survive a restart and replicas will not accept each other's"
         )
-    try:
-        trio.run(_serve, args, keys, election)
-    except BaseException as error:
-        if _only(error, KeyboardInterrupt):
-            raise KeyboardInterrupt from None
-        cause = _first(error, (ConfigError, KubeError, OSError))
-        if cause is None:
-            raise
-        print(f"rxkube run: error: {cause}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
-
-
-def _only(error: BaseException, kind: type[BaseException]) -> bool:
-    return all(isinstance(leaf, kind) for leaf in _leaves(error))
-
-
-def _first(error: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
-    """The first expected failure inside `error` (trio wraps errors of nurseries in groups)."""
-    for leaf in _leaves(error):
-        if isinstance(leaf, kinds):
-            return leaf
-    return None
+    return trio.run(_serve, args, keys, election)

@@ -64,6 +64,7 @@ from reactivex.abc import DisposableBase
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
+from rxkube.controllers._admin import serve_admin
 from rxkube.controllers._apps import (
     AppChanged,
     AppEffect,
@@ -100,6 +101,7 @@ from rxkube.controllers._scaling import (
     ScaleStep,
     autoscaler,
 )
+from rxkube.controllers._status import StatusBoard, StatusSnapshot
 from rxkube.proxy import (
     Change,
     LoadChanged,
@@ -351,6 +353,10 @@ class TicketController:
         self._changed = trio.lowlevel.ParkingLot()
         self.metrics_address: tuple[str, int] | None = None
         """Where `/metrics`, `/healthz` and `/readyz` are served (None: nowhere)."""
+        self.admin_address: tuple[str, int] | None = None
+        """Where the status page is served (None: nowhere)."""
+        self.board = StatusBoard(lambda: scheduler.now.timestamp())
+        """What the status page shows (fed from the start; read it with `status()`)."""
 
     # -- the public surface ----------------------------------------------------------------
 
@@ -472,6 +478,22 @@ class TicketController:
             apply_errors=self._applier.errors,
             scale_actions=dict(self._scale_actions),
             pods=None if self.pod_sink is None else self.pod_sink.statistics(),
+        )
+
+    def status(self) -> StatusSnapshot:
+        """The status page's content now: apps, their pods with users and readiness, free
+        tickets, the queue, configuration problems, recent scale actions and Events."""
+        stats = self.statistics()
+        return self.board.snapshot(
+            namespace=self.namespace,
+            ready=stats.ready,
+            draining=stats.draining,
+            leader=stats.leader,
+            apps=stats.apps,
+            specs=self.apps,
+            proxy_apps=stats.proxy.apps,
+            connections=stats.proxy.connections,
+            config_errors=stats.config_errors,
         )
 
     # -- wiring ----------------------------------------------------------------------------
@@ -848,6 +870,7 @@ async def open_ticket_controller(
     authority_listen: tuple[str, int] | None = None,
     authority_host: str | None = None,
     metrics_listen: tuple[str, int] | None = None,
+    admin_listen: tuple[str, int] | None = None,
     shutdown_grace: float | None = None,
     watch_policy: WatchPolicy | None = None,
     port_retry: float = 30.0,
@@ -885,6 +908,8 @@ async def open_ticket_controller(
       reach it at `authority_host` (default: that host; the pod IP in a cluster). Needs
       `proxy_config.ticket_keys`. Readiness waits for the leader's table too.
     - `metrics_listen`: serve `/metrics`, `/healthz`, `/readyz` there (None: no listener).
+    - `admin_listen`: serve the status page there (`/`, `/status.json`, `/status/events`;
+      None: no listener). `controller.status()` gives the same content in-process.
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
     - `watch_policy`: the watches' timings (tests shorten them).
@@ -1028,6 +1053,14 @@ async def open_ticket_controller(
                     replication=replication,
                 )
                 proxy.observer = _ProxyMetrics(controller)
+                stack.callback(
+                    controller.board.attach(
+                        changes=proxy.changes,
+                        pods=informers["pods"].events,
+                        effects=controller.app_effects,
+                        event_outcomes=sink.outcomes,
+                    ).dispose
+                )
                 collector = _ControllerCollector(controller)
                 registry.register(collector)
                 stack.callback(registry.unregister, collector)
@@ -1050,6 +1083,16 @@ async def open_ticket_controller(
                             metrics_listen[1],
                             registry=registry,
                             ready=controller.readiness,
+                        )
+                    )
+                if admin_listen is not None:
+                    controller.admin_address = await nursery.start(
+                        partial(
+                            serve_admin,
+                            admin_listen[0],
+                            admin_listen[1],
+                            status=controller.status,
+                            board=controller.board,
                         )
                     )
                 log.info(

@@ -63,7 +63,10 @@ ports at `status.podIP` (its own 127.x.y.z on Linux; see `pod_address`); `pods/l
 
 Failures on request, by pod annotation (`SimAnnotations`): `sim.rxkube.io/never-ready`,
 `crash-after` + `exit-code`, `start-delay`, `ready-delay`, `image-pull-error`,
-`unschedulable`, `ignore-sigterm`. Without sockets, in virtual time (trio's MockClock), run
+`unschedulable`, `ignore-sigterm`. What a browser gets, by pod annotation
+`sim.rxkube.io/page`: `"html"` (a page naming the pod, for GETs accepting text/html) or
+`"websocket"` (that page, which also keeps a WebSocket to the pod open and shows its
+echoes). Without sockets, in virtual time (trio's MockClock), run
 `open_simulation(store, SimSettings(backends=False))` on a `Store`.
 
 An orchestrator `Cluster` on a simulated cluster, for tests of code that drives one::

@@ -22,11 +22,18 @@ published, and a connection before the container runs is refused, as it would be
 
 Backend query parameters, for tests of proxies: `?status=503` answers with that status,
 `?delay=0.5` waits that long (on the trio clock) before answering.
+
+Pages for browsers (the pod annotation `sim.rxkube.io/page`, in `BackendInfo.page`): with
+`"html"`, a GET whose Accept header names text/html gets a small HTML page naming the pod
+(what a person sees through the ticket proxy); `"websocket"` adds a script that opens a
+WebSocket back to the same path + `ws` and shows the echoes, the way interactive apps keep a
+socket open. Everything else, and every other client, still gets the JSON echo.
 """
 
 from __future__ import annotations
 
 import errno
+import html
 import json
 import logging
 import random as _random
@@ -50,6 +57,8 @@ logger = logging.getLogger("rxkube.fakes")
 
 PORTS_ANNOTATION: Final = "sim.rxkube.io/ports"
 NetworkMode = Literal["auto", "loopback", "shared"]
+BackendPage = Literal["html", "websocket"]
+BACKEND_PAGES: Final[tuple[BackendPage, ...]] = ("html", "websocket")
 MAX_REQUEST_BODY: Final = 1024 * 1024
 
 
@@ -197,6 +206,8 @@ class BackendInfo:
     container: str
     pod_ip: str
     node: str
+    page: BackendPage | None = None
+    """What a browser gets (see the module docstring); None: the JSON echo only."""
 
 
 def _access_time(now: float) -> str:
@@ -266,6 +277,41 @@ async def _connection(
                 trailing, _ = conn.trailing_data
                 await _echo_websocket(WebSocket(stream, trailing))
                 return
+            if (
+                info.page is not None
+                and request.method in (b"GET", b"HEAD")
+                and "text/html" in headers.get("accept", "")
+            ):
+                page = _html_page(info, port, urlsplit(target).path)
+                data = (
+                    conn.send(
+                        h11.Response(
+                            status_code=200,
+                            headers=[
+                                (b"content-type", b"text/html; charset=utf-8"),
+                                (b"content-length", str(len(page)).encode()),
+                                (b"cache-control", b"no-store"),
+                                (b"x-rxkube-pod", info.pod.encode()),
+                            ],
+                        )
+                    )
+                    or b""
+                )
+                if request.method == b"GET":
+                    data += conn.send(h11.Data(data=page)) or b""
+                data += conn.send(h11.EndOfMessage()) or b""
+                await stream.send_all(data)
+                log.write(
+                    f'{peer} - - [{_access_time(now())}] "{request.method.decode()} {target} '
+                    f'HTTP/{request.http_version.decode()}" 200 {len(page)} "-" "{agent}"\n'
+                )
+                if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                    return
+                try:
+                    conn.start_next_cycle()
+                except h11.LocalProtocolError:
+                    return
+                continue
             query = dict(parse_qsl(urlsplit(target).query))
             status = 200
             if query.get("status", "").isdigit() and 200 <= int(query["status"]) <= 599:
@@ -317,6 +363,46 @@ async def _connection(
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
+
+
+_SOCKET_SCRIPT: Final = """<p id="socket">WebSocket: connecting...</p>
+<script>
+(function () {
+  var here = location.pathname.replace(/[^/]*$/, "");
+  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + here + "ws";
+  var shown = document.getElementById("socket"), echoes = 0, sent = 0;
+  var socket = new WebSocket(url);
+  socket.onopen = function () {
+    shown.textContent = "WebSocket: open";
+    shown.dataset.state = "open";
+    setInterval(function () { sent += 1; socket.send("ping " + sent); }, 1000);
+  };
+  socket.onmessage = function () {
+    echoes += 1;
+    shown.textContent = "WebSocket: open, " + echoes + " echoes from the pod";
+    shown.dataset.echoes = String(echoes);
+  };
+  socket.onclose = function () {
+    shown.textContent = "WebSocket: closed";
+    shown.dataset.state = "closed";
+  };
+})();
+</script>"""
+
+
+def _html_page(info: BackendInfo, port: int, path: str) -> bytes:
+    """The page a browser gets from a pod whose annotation asks for one."""
+    title = html.escape(f"{info.pod} ({info.namespace})")
+    socket = _SOCKET_SCRIPT if info.page == "websocket" else ""
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>{title}</title></head><body>"
+        f"<h1>Served by pod <code id=pod>{html.escape(info.pod)}</code></h1>"
+        f"<p>namespace {html.escape(info.namespace)}, container "
+        f"{html.escape(info.container)}, pod IP {html.escape(info.pod_ip)}:{port}, node "
+        f"{html.escape(info.node)}; path <code>{html.escape(path)}</code></p>"
+        f"{socket}</body></html>\n"
+    ).encode()
 
 
 def _float(text: str | None) -> float:

@@ -48,8 +48,10 @@ from typing import Any, Final
 import trio
 
 from rxkube.fakes._backends import (
+    BACKEND_PAGES,
     PORTS_ANNOTATION,
     BackendInfo,
+    BackendPage,
     PodNetwork,
     PodPorts,
     serve_backend,
@@ -100,6 +102,10 @@ class SimAnnotations:
     """`"true"`: the image cannot be pulled (`ErrImagePull`, then `ImagePullBackOff`)."""
     IGNORE_SIGTERM: Final = "sim.rxkube.io/ignore-sigterm"
     """`"true"`: on deletion containers run until the grace period ends (exit 137)."""
+    PAGE: Final = "sim.rxkube.io/page"
+    """`"html"`: a browser (a GET accepting text/html) gets an HTML page naming the pod instead
+    of the JSON echo; `"websocket"`: that page also opens a WebSocket back to the pod and shows
+    its echoes (a stand-in for an interactive app). Other clients still get the JSON echo."""
     PORTS: Final = PORTS_ANNOTATION
     """Written by the kubelet: container ports served on other host ports (JSON)."""
 
@@ -161,6 +167,7 @@ class PodBehaviour:
     unschedulable: bool = False
     image_pull_error: bool = False
     ignore_sigterm: bool = False
+    page: BackendPage | None = None
 
     @classmethod
     def parse(cls, annotations: Mapping[str, Any]) -> tuple[PodBehaviour, list[str]]:
@@ -202,6 +209,15 @@ class PodBehaviour:
                     f'{SimAnnotations.EXIT_CODE}: "{raw_exit}" is not an exit code (0..255)'
                 )
                 exit_code, exit_given = 1, False
+        page: BackendPage | None = None
+        raw_page = annotations.get(SimAnnotations.PAGE)
+        if raw_page is not None:
+            if raw_page in BACKEND_PAGES:
+                page = raw_page
+            else:
+                problems.append(
+                    f'{SimAnnotations.PAGE}: "{raw_page}" is not a page (use "html" or "websocket")'
+                )
         crash = duration(SimAnnotations.CRASH_AFTER)
         if crash is None and exit_given:
             crash = 0.0
@@ -215,6 +231,7 @@ class PodBehaviour:
                 unschedulable=flag(SimAnnotations.UNSCHEDULABLE),
                 image_pull_error=flag(SimAnnotations.IMAGE_PULL_ERROR),
                 ignore_sigterm=flag(SimAnnotations.IGNORE_SIGTERM),
+                page=page,
             ),
             problems,
         )
@@ -789,7 +806,14 @@ class PodWorker:
                 except OSError as error:
                     container.log.write(f"listen failed: {error}\n")
                     return self._exited(container, 1, "Error")
-                info = BackendInfo(self.namespace, self.name, container.name, self.ip, self.node)
+                info = BackendInfo(
+                    self.namespace,
+                    self.name,
+                    container.name,
+                    self.ip,
+                    self.node,
+                    page=behaviour.page,
+                )
                 for port in container.ports:
                     sock = self.ports.sockets.pop(port)
                     await instance.start(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, runtime_checkable
 
 import trio
+import yaml
 from kubernetes.client import Configuration
 from kubernetes.config import incluster_config as _typed_incluster
 from kubernetes.config import kube_config as _typed_kube_config
@@ -309,6 +310,15 @@ def load_kubeconfig(
             user = found["user"] if found is not None and found.safe_get("user") else None
     except ConfigException as exc:
         raise ConfigError(f"invalid kubeconfig {spec!r}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        # Not YAML at all: the message names the line, the way kubectl's does.
+        problem = " ".join(str(exc).split())
+        raise ConfigError(f"invalid kubeconfig {spec!r}: not YAML: {problem}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        # YAML, but not shaped like a kubeconfig (the official loader indexes blindly).
+        raise ConfigError(
+            f"invalid kubeconfig {spec!r}: not a kubeconfig ({type(exc).__name__}: {exc})"
+        ) from exc
 
     source: TokenSource | None = None
     if user is not None and not user.safe_get("token") and user.safe_get("tokenFile"):

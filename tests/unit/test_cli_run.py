@@ -53,12 +53,12 @@ def test_bad_flags_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixtu
     assert "rxkube run: error:" in capsys.readouterr().err
 
 
-def test_a_short_ticket_key_is_a_usage_error(
+def test_a_short_ticket_key_is_a_one_line_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = tmp_path / "key"
     key.write_text("short\n")
-    assert main(["run", f"--ticket-key-file={key}"]) == 2
+    assert main(["run", f"--ticket-key-file={key}"]) == 1
     assert "at least 32" in capsys.readouterr().err
 
 

@@ -156,14 +156,24 @@ async def test_logs_follow_ends_when_the_container_stops(harness: Harness) -> No
     await make_pod(cluster)
     harness.simulation.log("default", "sim-0").write("bye\n")
     lines: list[str] = []
+    first_line = trio.Event()
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        first_line.set()
+
     async with trio.open_nursery() as nursery:
         done = trio.Event()
         cluster.pods.logs("sim-0", follow=True, tail=1).subscribe(
-            lines.append, on_completed=done.set, scheduler=TrioScheduler(nursery)
+            on_line, on_completed=done.set, scheduler=TrioScheduler(nursery)
         )
+        # Delete only once the follow is under way: deleting first races the request, and the
+        # tail would then be the container's shutdown line instead of "bye".
+        await first_line.wait()
         await cluster.pods.delete("sim-0", grace_period=1)
         await done.wait()
     assert lines[0] == "bye"
+    assert len(lines) > 1, "the follow should have streamed the shutdown lines too"
 
 
 async def test_logs_as_an_observable_disposed_mid_follow(harness: Harness) -> None:

@@ -399,7 +399,11 @@ async def test_pods_wait_for_a_node_to_become_ready(
 async def test_a_malformed_annotation_is_ignored_and_reported(
     autojump_clock: trio.testing.MockClock, store: Store, sim: Simulation
 ) -> None:
-    annotations = {SimAnnotations.CRASH_AFTER: "soon", SimAnnotations.NEVER_READY: "maybe"}
+    annotations = {
+        SimAnnotations.CRASH_AFTER: "soon",
+        SimAnnotations.NEVER_READY: "maybe",
+        SimAnnotations.PAGE: "flash",
+    }
     store.create("pods", pod(annotations=annotations), namespace="default")
     await sim.wait_until(ready)
     warnings = sorted(
@@ -409,6 +413,7 @@ async def test_a_malformed_annotation_is_ignored_and_reported(
         'ignored: sim.rxkube.io/crash-after: "soon" is not a duration (e.g. "2s", "500ms", '
         '"1m", or seconds)',
         'ignored: sim.rxkube.io/never-ready: "maybe" is not a boolean (use "true" or "false")',
+        'ignored: sim.rxkube.io/page: "flash" is not a page (use "html" or "websocket")',
     ]
 
 

@@ -462,13 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
             "users meet simulated pods under the new settings. The same trace and settings "
             "give the same result on every run."
         ),
-        epilog=(
-            "examples:\n"
-            "  rxkube replay run.jsonl.gz\n"
-            "  rxkube replay run.jsonl.gz --set '*.tickets.spare=4' --timeline spare4.csv\n"
-            "  rxkube replay run.jsonl.gz --set notebook.pods.max=10 --set '*.pods.cooldown=5m'\n"
-            "\n"
-            f"settings: {', '.join(OVERRIDABLE)} (values as in the annotations)"
+        epilog=_epilog(
+            "rxkube replay run.jsonl.gz",
+            "rxkube replay run.jsonl.gz --set '*.tickets.spare=4' --timeline spare4.csv",
+            "rxkube replay run.jsonl.gz --set notebook.pods.max=10 --set '*.pods.cooldown=5m'",
+            notes=f"settings: {', '.join(OVERRIDABLE)} (values as in the annotations)",
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -16,7 +16,10 @@ Start it in-process (trio)::
         server.api               # extension points, statistics()
 
 Options: `auth=True` (bearer tokens, 401 without one; `server.add_user(name, groups)` returns a
-token), `rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request),
+token; `server.add_service_account(namespace, name)` one for the service account),
+`rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request; what each
+user asked and whether it was allowed is counted in `server.api.access`, a Counter of
+`Access(user, verb, resource, allowed)`, and in `statistics()["access"]`),
 `bookmark_interval=` (seconds between bookmarks on an idle watch), `history_limit=` (events kept
 per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`.
 
@@ -114,7 +117,7 @@ from rxkube.fakes._http import AbortConnection, Request, Response, StreamRespons
 from rxkube.fakes._kubelet import SimAnnotations, SimContainer
 from rxkube.fakes._logs import ContainerLog
 from rxkube.fakes._patch import PatchRequest, PatchTypes
-from rxkube.fakes._rbac import UserInfo
+from rxkube.fakes._rbac import Access, UserInfo
 from rxkube.fakes._resources import Registry, ResourceType, Subresource, builtin_resources
 from rxkube.fakes._selectors import FieldSelector, LabelSelector
 from rxkube.fakes._server import (
@@ -142,6 +145,7 @@ from rxkube.fakes._transport import ApiTransport
 
 __all__ = [
     "AbortConnection",
+    "Access",
     "AdmissionRequest",
     "ApiServer",
     "ApiTransport",

@@ -329,7 +329,9 @@ class ApiServer:
         else:
             attrs = Attributes(verb, path=request.path)
         allowed = self.authorizer.allowed(user, attrs)
-        self.access[Access(user.name, verb, attrs.target, allowed)] += 1
+        # Unknown paths share one key: a client probing paths must not grow the counter.
+        target = attrs.target if route is not None else "/(unknown path)"
+        self.access[Access(user.name, verb, target, allowed)] += 1
         if not allowed:
             raise self.authorizer.forbidden(user, attrs)
         if route is None:

@@ -40,6 +40,7 @@ import httpx
 import pytest
 import trio
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from rxkube.controllers import APP_LABEL, AUTOSCALED_LABEL
 from rxkube.fakes import Access, FakeApiServer, SimSettings, Store, open_fake_apiserver
@@ -256,7 +257,8 @@ def check_manifests(rendered: list[dict[str, Any]], example: list[dict[str, Any]
     assert port_number(container, "authority") == authority_port
     assert set(container["resources"]["requests"]) == {"cpu", "memory"}
     drain = flag(args, "drain-deadline")
-    assert drain.endswith("s") and int(drain[:-1]) < pod_spec["terminationGracePeriodSeconds"]
+    assert drain.endswith("s")
+    assert int(drain[:-1]) < pod_spec["terminationGracePeriodSeconds"]
 
     # The ticket key: the Secret of the kustomization's comment, mounted where the flag says.
     [mount] = container["volumeMounts"]
@@ -295,7 +297,8 @@ def check_manifests(rendered: list[dict[str, Any]], example: list[dict[str, Any]
     assert apps_only["policyTypes"] == ["Ingress"]
     [rule] = apps_only["ingress"]
     [peer] = rule["from"]
-    assert set(peer) == {"podSelector"} and "ports" not in rule
+    assert set(peer) == {"podSelector"}
+    assert "ports" not in rule
     assert selects(peer["podSelector"], pod_labels)
     assert not selects(peer["podSelector"], app_pods)
 
@@ -311,7 +314,8 @@ def check_manifests(rendered: list[dict[str, Any]], example: list[dict[str, Any]
 
     assert [p for p in range(1, 65536) if not open_port(p)] == [authority_port]
     [peer] = from_rxkube["from"]
-    assert set(peer) == {"podSelector"} and selects(peer["podSelector"], pod_labels)
+    assert set(peer) == {"podSelector"}
+    assert selects(peer["podSelector"], pod_labels)
     assert [port_number(container, p["port"]) for p in from_rxkube["ports"]] == [authority_port]
 
 
@@ -426,21 +430,23 @@ async def test_rxkube_runs_under_the_role_which_grants_exactly_what_it_uses(
         )
         env = {"POD_NAMESPACE": NAMESPACE, "POD_NAME": "rxkube-5d8f7c9b6-x7k2p", "POD_IP": pod_ip}
         assert {e["name"] for e in container["env"]} == set(env)
+        mounts: dict[str, Path] = {}
+        for mount in container["volumeMounts"]:
+            [volume] = [
+                v
+                for v in deployment["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == mount["name"]
+            ]
+            secret = store.get("secrets", NAMESPACE, volume["secret"]["secretName"])
+            directory = mounts[mount["mountPath"]] = tmp_path / mount["mountPath"].lstrip("/")
+            directory.mkdir(parents=True)
+            for item, value in secret["data"].items():
+                (directory / item).write_bytes(base64.b64decode(value))
         args, ports = [], {}
         for arg in container["args"]:
             arg = expand(arg, env)
-            for mount in container["volumeMounts"]:
-                [volume] = [
-                    v
-                    for v in deployment["spec"]["template"]["spec"]["volumes"]
-                    if v["name"] == mount["name"]
-                ]
-                secret = store.get("secrets", NAMESPACE, volume["secret"]["secretName"])
-                directory = tmp_path / mount["mountPath"].lstrip("/")
-                directory.mkdir(parents=True, exist_ok=True)
-                for item, value in secret["data"].items():
-                    (directory / item).write_bytes(base64.b64decode(value))
-                arg = arg.replace(mount["mountPath"], str(directory))
+            for path, directory in mounts.items():
+                arg = arg.replace(path, str(directory))
             if match := re.fullmatch(r"(--[a-z-]+)=0\.0\.0\.0:(\d+)", arg):
                 ports[int(match[2])] = free_port(pod_ip)
                 arg = f"{match[1]}={pod_ip}:{ports[int(match[2])]}"
@@ -601,7 +607,8 @@ async def exercise(
         steps.append("the Events on a bad annotation")
         annotate(tickets_spare="lots")
         problem = await event_count("InvalidConfiguration", 1)
-        assert problem["type"] == "Warning" and "tickets.spare='lots'" in problem["message"]
+        assert problem["type"] == "Warning"
+        assert "tickets.spare='lots'" in problem["message"]
         annotate(tickets_spare="2")
         await event_count("ConfigurationResolved", 1)
         annotate(tickets_spare="lots")
@@ -615,7 +622,29 @@ async def exercise(
         events = store.list("events", NAMESPACE).objects()
         assert {e["reason"] for e in events if e["type"] == "Warning"} == {"InvalidConfiguration"}
 
+        # What rxkube counted itself: one pod up and one down, both applied; Events created
+        # and patched, none failed; no watch error.
         async with httpx.AsyncClient(timeout=LIMIT) as http:
-            metrics = (await http.get(f"http://{pod_ip}:{port('metrics')}/metrics")).text
-        assert 'rxkube_app_users{application="notebook"} 1.0' in metrics
-        assert "Forbidden" not in metrics
+            text = (await http.get(f"http://{pod_ip}:{port('metrics')}/metrics")).text
+        metrics = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+        def metric(name: str, **labels: str) -> float | None:
+            return metrics.get((name, tuple(sorted(labels.items()))))
+
+        assert metric("rxkube_app_users", application="notebook") == 1
+        scale_actions = {
+            labels: value
+            for (name, labels), value in metrics.items()
+            if name == "rxkube_scale_actions_total"
+        }
+        assert scale_actions == {
+            (("application", "notebook"), ("direction", "down"), ("outcome", "applied")): 1,
+            (("application", "notebook"), ("direction", "up"), ("outcome", "applied")): 1,
+        }
+        assert metric("rxkube_kube_events_total", outcome="failed") == 0
+        assert metric("rxkube_kube_events_total", outcome="patched") == 2
+        assert [key for key in metrics if key[0] == "rxkube_watch_errors_total"] == []

@@ -107,6 +107,8 @@ async def test_access_is_counted_per_user_verb_resource_and_outcome() -> None:
         assert (await http.get(lease, headers=sa_headers)).status_code == 404  # allowed
         assert (await http.put(lease, headers=sa_headers, json={})).status_code == 403
         assert (await http.get("/api", headers=sa_headers)).status_code == 200
+        for path in ("/nothing/here", "/or/there"):
+            assert (await http.get(path, headers=sa_headers)).status_code == 403
         assert (await http.get(pods, headers={"Authorization": "Bearer t-bob"})).status_code == 403
         assert (await http.get(pods)).status_code == 401  # no user: not counted
     name = "system:serviceaccount:apps:rxkube"
@@ -117,6 +119,7 @@ async def test_access_is_counted_per_user_verb_resource_and_outcome() -> None:
             Access(name, "get", "leases.coordination.k8s.io", True): 1,
             Access(name, "update", "leases.coordination.k8s.io", False): 1,
             Access(name, "get", "/api", True): 1,
+            Access(name, "get", "/(unknown path)", False): 2,
             Access("bob", "list", "pods", False): 1,
         }
     )

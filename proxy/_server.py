@@ -459,7 +459,7 @@ class TicketProxy:
             await trio.sleep(_SWEEP_INTERVAL)
             now = self.now = trio.current_time()
             for connection in self.connections:
-                if connection.expires <= now:
+                if connection.expires <= now and not connection.input_waiting():
                     connection.scope.cancel()
 
     async def _ticker(self) -> None:
@@ -598,6 +598,19 @@ class _Connection:
             pinned.discard(self)
             if not pinned:
                 del self.proxy.pins[key]
+
+    def input_waiting(self) -> bool:
+        """Whether an idle connection has a request waiting that this process has not read yet.
+
+        Then the client is not idle: this process ran late (a busy machine) and its read is
+        due. Cutting it would close a fresh connection whose request came in time, without an
+        answer. Only idle connections are asked (one `MSG_PEEK`, once past their deadline)."""
+        if self.phase != _IDLE:
+            return False
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # nothing yet (BlockingIOError), or a reset: idle or gone
+            return False
 
     def close_when_idle(self) -> None:
         self.close_after = True

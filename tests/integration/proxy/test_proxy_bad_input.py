@@ -130,6 +130,31 @@ async def test_a_head_timeout_counts_from_the_first_byte_when_the_sweeper_runs_l
         assert h.backends[0].requests == 0
 
 
+async def test_a_request_waiting_unread_is_answered_when_the_sweeper_runs_late(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A fresh connection whose request came in time is not closed as idle because this
+    process ran late (a busy machine) and has not read the request yet.
+
+    Virtual time, as above: each round the keep-alive deadline passes while nothing runs, the
+    request arrives, and the late sweep and the connection's first read run in one batch, in
+    either order."""
+    limits = ProxyLimits(keepalive_timeout=0.5)
+    async with open_harness(limits=limits, app=AppConfig("lab", tickets_max=16)) as h:
+        for _ in range(16):
+            with socket.create_connection(("127.0.0.1", h.port)) as client:
+                await trio.testing.wait_all_tasks_blocked()  # accepted: idle, deadline set
+                mock_clock.jump(0.6)  # past the keep-alive deadline; the sweep has not run
+                client.sendall(GOOD)
+                await trio.testing.wait_all_tasks_blocked()
+                client.settimeout(5)
+                reply = b""
+                while chunk := client.recv(65536):
+                    reply += chunk
+                assert parse_reply(reply).status == 200
+        assert h.backends[0].requests == 16
+
+
 async def test_a_slow_body_is_cut_after_the_body_timeout() -> None:
     limits = ProxyLimits(body_timeout=0.3)
     async with open_harness(limits=limits) as h:

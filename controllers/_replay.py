@@ -47,7 +47,6 @@ import orjson
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
-from reactivex.scheduler import HistoricalScheduler
 from reactivex.subject import Subject
 
 from rxkube.controllers._appspec import (
@@ -107,6 +106,7 @@ from rxkube.proxy import (
     WaiterQueued,
 )
 from rxkube.streams import (
+    ReplayScheduler,
     StreamEvent,
     Trace,
     TraceEvent,
@@ -933,8 +933,9 @@ def replay_timeline(
     record: TraceWriter | None = None,
 ) -> Observable[TimelineEvent]:
     """The decision timeline of a replay of `trace`, as a cold Observable (see the module
-    docstring). Subscribe with a virtual-time scheduler (a `HistoricalScheduler` started at
-    `trace.header.started`, as `replay_trace` does) to run it as fast as the CPU allows.
+    docstring). Subscribe with a virtual-time scheduler (a `ReplayScheduler`, or any
+    `HistoricalScheduler`, started at `trace.header.started`, as `replay_trace` does) to run
+    it as fast as the CPU allows.
 
     - `overrides`: settings to change, per app or `*` (see `parse_overrides`).
     - `mode`: "recorded" (plain replay) or "simulated" (what-if); default: simulated when
@@ -956,7 +957,7 @@ def replay_timeline(
     def subscribe(
         observer: abc.ObserverBase[TimelineEvent], given: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        scheduler = given or HistoricalScheduler(initial_clock=loaded.header.started)
+        scheduler = given or ReplayScheduler(initial_clock=loaded.header.started)
         start = scheduler.now
         simulate = chosen == "simulated"
 
@@ -1215,7 +1216,7 @@ def replay_trace(
     loaded = _as_trace(trace)
     parsed = parse_overrides(overrides)
     chosen: ReplayMode = mode or ("simulated" if parsed else "recorded")
-    scheduler = HistoricalScheduler(initial_clock=loaded.header.started)
+    scheduler = ReplayScheduler(initial_clock=loaded.header.started)
     rows: list[TimelineRow] = []
     served: list[UserServed] = []
     left: list[UserLeft] = []

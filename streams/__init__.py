@@ -159,6 +159,7 @@ from rxkube.streams._types import (
     StatusDetails,
 )
 from rxkube.streams._version import __version__
+from rxkube.streams._virtual import ReplayScheduler
 from rxkube.streams._watch import (
     WatchCounters,
     WatchPolicy,
@@ -247,6 +248,7 @@ __all__ = [
     "RateLimit",
     "RawObject",
     "RawTransform",
+    "ReplayScheduler",
     "Requirement",
     "Resource",
     "SECRETS",

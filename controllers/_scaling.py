@@ -458,7 +458,7 @@ class Autoscaler:
         load = self.load
         if not load.known(name):
             return _StepResult(None, None)
-        if {n: ready for n, (_, ready) in load.servers(name).items()} != app.servers:
+        if not load.has_servers(name, app.servers):
             return _StepResult(None, None)
         spec = app.spec
         if not app.full and app.slack is not None and app.last_step is not None:

@@ -106,6 +106,7 @@ from rxkube.proxy import (
     WaiterQueued,
 )
 from rxkube.streams import (
+    LocalSubject,
     ReplayScheduler,
     StreamEvent,
     Trace,
@@ -967,12 +968,12 @@ def replay_timeline(
         def now() -> float:
             return scheduler.now.timestamp()
 
-        metadata: Subject[WatchEvent] = Subject()
-        deployments: Subject[WatchEvent] = Subject()
-        pods: Subject[WatchEvent] = Subject()
-        changes: Subject[Change] = Subject()
-        plan_loads: Subject[Change] = Subject()
-        outcomes: Subject[AutoscalerInput] = Subject()
+        metadata: Subject[WatchEvent] = LocalSubject()
+        deployments: Subject[WatchEvent] = LocalSubject()
+        pods: Subject[WatchEvent] = LocalSubject()
+        changes: Subject[Change] = LocalSubject()
+        plan_loads: Subject[Change] = LocalSubject()
+        outcomes: Subject[AutoscalerInput] = LocalSubject()
         authority = _Authority(changes, plan_loads, simulate=simulate)
         pipeline = ticket_pipeline(
             deployment_metadata=metadata,
@@ -1013,7 +1014,7 @@ def replay_timeline(
         )
         # The autoscaler's inputs, in the order they happen (what `merge` gives live, without
         # its locks: a replay runs on one thread).
-        inputs: Subject[AutoscalerInput] = Subject()
+        inputs: Subject[AutoscalerInput] = LocalSubject()
         steps = inputs.pipe(autoscaler(scheduler, settings=settings, new_suffix=suffixes))
         starts, stops = _measured_delays(records, streams.pods) if simulate else ([], [])
         sim_pods = _SimPods(scheduler, pods, streams.pods, loaded.header.started, starts, stops)

@@ -117,6 +117,7 @@ from rxkube.streams._store import (
     StoreStatistics,
     label_indexer,
 )
+from rxkube.streams._subject import LocalSubject
 from rxkube.streams._trace import (
     StreamEvent,
     Trace,
@@ -220,6 +221,7 @@ __all__ = [
     "LeaseHolder",
     "LeasePolicy",
     "ListPage",
+    "LocalSubject",
     "ManagedFieldsEntry",
     "NAMESPACES",
     "NETWORK_POLICIES",

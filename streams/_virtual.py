@@ -61,7 +61,8 @@ class _Action(abc.DisposableBase):
         self.action = self.state = None
         assert action is not None
         result = action(scheduler, state)
-        if isinstance(result, abc.DisposableBase):
+        # `is not None` first: most actions return nothing, and an ABC check costs more.
+        if result is not None and isinstance(result, abc.DisposableBase):
             if self.cancelled:
                 result.dispose()
             else:

@@ -10,6 +10,7 @@
    would mount it). It becomes ready, serves a user through the proxy, scales the example app up
    and down, posts and re-posts (patches) an Event, and is never refused; the fake's per-user
    accounting shows that every verb the Role grants was used.
+3. The Dockerfile builds the wheel from every package folder and exposes the Deployment's ports.
 
 kubectl sends no credentials over plain HTTP (client-go reads a kubeconfig's user only for a
 TLS server) and the fake speaks plain HTTP, so part 1 runs with authentication off and part 2
@@ -358,6 +359,7 @@ class Logs:
     def __init__(self) -> None:
         self.lines: list[dict[str, Any]] = []
         self.raw = ""
+        self.ended = False
         self._changed = trio.Event()
 
     async def read(self, stream: trio.abc.ReceiveStream) -> None:
@@ -374,6 +376,7 @@ class Logs:
             self._changed.set()
             self._changed = trio.Event()
         self.raw += buffer.decode(errors="replace")
+        self.ended = True
         self._changed.set()
 
     async def wait_for(self, message: str) -> dict[str, Any]:
@@ -381,6 +384,7 @@ class Logs:
             for line in self.lines:
                 if line.get("msg") == message:
                     return line
+            assert not self.ended, f"rxkube run ended before logging {message!r}:\n{self.raw}"
             await self._changed.wait()
 
 

@@ -85,6 +85,9 @@ from rxkube.controllers._notices import (
     event_commands,
     to_event,
 )
+from rxkube.controllers._outstanding import (
+    Outstanding,
+)
 from rxkube.controllers._pipeline import (
     TicketPipeline,
     ticket_pipeline,
@@ -223,6 +226,7 @@ __all__ = [
     "LogFormat",
     "OPT_IN_LABEL",
     "OVERRIDABLE",
+    "Outstanding",
     "ParserDefaults",
     "PlanInput",
     "PlanOutput",

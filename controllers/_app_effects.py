@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxkube.controllers._apps import AppEffect, AppsState, apply_deployment_event
 from rxkube.controllers._appspec import ParserDefaults
+from rxkube.controllers._outstanding import Outstanding
 from rxkube.streams import WatchEvent
 
 __all__ = ["app_effects"]
@@ -22,6 +23,8 @@ __all__ = ["app_effects"]
 
 def app_effects(
     defaults: ParserDefaults | None = None,
+    *,
+    outstanding: Outstanding | None = None,
 ) -> Callable[[Observable[WatchEvent]], Observable[AppEffect]]:
     """Fold Deployment watch events into app effects (see `apply_deployment_event`).
 
@@ -32,6 +35,8 @@ def app_effects(
         effects: -------(ab)-u---r-|      a, b: AppServed; u: AppChanged; r: AppWithdrawn
 
     Nothing comes out before the first SYNCED; errors and completion pass through.
+    `outstanding`: while subscribed, the fold's current problems (`AppsState.problems`) are
+    registered there.
     """
 
     def operator(source: Observable[WatchEvent]) -> Observable[AppEffect]:
@@ -54,7 +59,9 @@ def app_effects(
             subscription = source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler
             )
-            return Disposable(subscription.dispose)
+            if outstanding is None:
+                return Disposable(subscription.dispose)
+            return CompositeDisposable(subscription, outstanding.add(lambda: state.problems))
 
         return Observable(subscribe)
 

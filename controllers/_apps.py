@@ -24,6 +24,9 @@ Rules (DESIGN section 4, "Bad input gets a clear error and loses nothing"; issue
 6. Nothing is emitted before the first SYNCED (the complete initial list), so a start-up never
    flaps between claimants; then lifecycle effects come out in a fixed order: removals, updates,
    additions, each sorted by app name. Other apps are never touched by one app's change.
+7. Problems are state as well as effects: `AppsState.problems` is every problem that holds now
+   (a problem reported once and since fixed is gone from it), so a replica that starts leading
+   can post what it did not post while it followed.
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ class _Candidate:
     """The problems of the object's latest parse."""
     reported: frozenset[ProblemKey] = frozenset()
     """The problems already emitted and still present (a problem is emitted once)."""
+    problems: tuple[ConfigProblem, ...] = ()
+    """The problems that hold now (parse and claims), as of the last resolve after SYNCED."""
     labels: frozenset[str] = frozenset()
     """The `application` labels of the problems emitted since the last ConfigResolved."""
     inputs: tuple[object, ...] = ()
@@ -187,6 +192,14 @@ class AppsState:
     candidates: Mapping[tuple[str, str], _Candidate] = field(default_factory=dict)
     served: Mapping[str, AppSpec] = field(default_factory=dict)
     """The apps served now, by app name (empty until the first SYNCED)."""
+
+    @property
+    def problems(self) -> tuple[ConfigProblem, ...]:
+        """Every configuration problem that holds now, by Deployment (namespace, name): what a
+        replica that starts leading posts, since it posted none of them while it followed.
+        Empty until the first SYNCED (nothing is reported before)."""
+        candidates = self.candidates
+        return tuple(p for key in sorted(candidates) for p in candidates[key].problems)
 
 
 def _ref(metadata: Mapping[str, Any]) -> DeploymentRef:
@@ -253,8 +266,9 @@ def apply_deployment_event(
             )
     reported = previous.reported if previous is not None else frozenset()
     labels = previous.labels if previous is not None else frozenset()
+    held = previous.problems if previous is not None else ()
     candidates[ref.key] = _Candidate(
-        ref, order, effective, tuple(problems), reported, labels, inputs
+        ref, order, effective, tuple(problems), reported, held, labels, inputs
     )
     return _resolve(state, candidates, {})
 
@@ -327,8 +341,9 @@ def _resolve(
         if not current and candidate.reported:
             effects.append(ConfigResolved(candidate.ref, tuple(sorted(labels)), withdrawn=False))
             labels = frozenset()
-        if (reported, labels) != (candidate.reported, candidate.labels):
-            candidates[key] = replace(candidate, reported=reported, labels=labels)
+        held = tuple(current)
+        if (reported, labels, held) != (candidate.reported, candidate.labels, candidate.problems):
+            candidates[key] = replace(candidate, reported=reported, labels=labels, problems=held)
 
     old = state.served
     for app in sorted(old.keys() - winners.keys()):

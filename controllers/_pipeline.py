@@ -10,7 +10,14 @@ every run. No I/O, no clock but the scheduler it is given (for drain deadlines).
     deployments ----------+                                                |                |
     pods --> servers_by_app --> pod_updates --------------------------------+                |
     loads (LoadChanged) -----------------------------------------------------> serve_plan --> plan
-    effects + pod_updates + plan + notices --> event_commands --> events
+    effects + pod_updates + plan + notices --> event_commands --+--> events
+    resync --> what still holds (`outstanding`) --> to_event ----+
+
+`resync`: each item makes `events` emit the Events of every problem and warning that still
+holds (configuration problems, pods not served, routing fallbacks, and whatever the caller
+registered in `pipeline.outstanding`), as the stages' state has them now. The runner feeds it
+this replica's leadership gains: a follower posts no Events, so what it found before leading
+would otherwise never be posted (DESIGN section 4, "Bad input gets a clear error").
 
 `effects`, `pod_updates` and `plan` are published (hot, shared by every subscriber): subscribe
 to what you need, then `connect()`; nothing flows before. `events` is what the Events sink
@@ -34,7 +41,8 @@ from rxkube.controllers._app_effects import app_effects
 from rxkube.controllers._apps import AppChanged, AppEffect, AppServed, AppWithdrawn
 from rxkube.controllers._appspec import ParserDefaults
 from rxkube.controllers._deployments import join_deployments
-from rxkube.controllers._notices import event_commands
+from rxkube.controllers._notices import event_commands, to_event
+from rxkube.controllers._outstanding import Outstanding
 from rxkube.controllers._plan import AppNotice, PlanInput, PlanOutput, serve_plan
 from rxkube.controllers._pods import PodUpdate, ServerList, servers_by_app
 from rxkube.proxy import Change, LoadChanged
@@ -55,6 +63,9 @@ class TicketPipeline:
     """The proxy's desired state per app (`ProxyApp`) and notices (`AppNotice`)."""
     events: Observable[PostEvent]
     """The Kubernetes Events to post."""
+    outstanding: Outstanding
+    """Where a caller adds views of its own of what holds now (the runner: own ports it cannot
+    bind); read on each `resync` item after the stages' own views."""
     _connectables: tuple[ConnectableObservable[Any], ...]
 
     def connect(self) -> abc.DisposableBase:
@@ -89,6 +100,7 @@ def ticket_pipeline(
     listen_host: str = "0.0.0.0",
     domain: str | None = None,
     notices: Observable[AppNotice] | None = None,
+    resync: Observable[Any] | None = None,
 ) -> TicketPipeline:
     """Compose the pipeline over its input streams.
 
@@ -100,11 +112,16 @@ def ticket_pipeline(
     - `scheduler`: drain deadlines come due on it (a TrioScheduler live, virtual in replays).
     - `notices`: extra notices to post as Events (the runner's, e.g. an own port it could not
       bind).
+    - `resync`: each item re-emits on `events` what still holds (see the module docstring).
     """
+    # One view set per stage, read in this order: Deployments, pods, the plan, the caller's.
+    held_apps, held_pods, held_plan, outstanding = (Outstanding() for _ in range(4))
     effects = deployment_metadata.pipe(
-        join_deployments(deployments), app_effects(defaults), _publish()
+        join_deployments(deployments),
+        app_effects(defaults, outstanding=held_apps),
+        _publish(),
     )
-    pod_updates = pods.pipe(servers_by_app(), _publish())
+    pod_updates = pods.pipe(servers_by_app(outstanding=held_pods), _publish())
     lifecycle = cast(Observable[PlanInput], effects.pipe(ops.filter(_is_lifecycle)))
     server_lists = cast(
         Observable[PlanInput], pod_updates.pipe(ops.filter(lambda u: isinstance(u, ServerList)))
@@ -113,16 +130,41 @@ def ticket_pipeline(
         Observable[PlanInput], loads.pipe(ops.filter(lambda c: isinstance(c, LoadChanged)))
     )
     plan = reactivex.merge(lifecycle, server_lists, load_changes).pipe(
-        serve_plan(scheduler, listen_host=listen_host, domain=domain), _publish()
+        serve_plan(scheduler, listen_host=listen_host, domain=domain, outstanding=held_plan),
+        _publish(),
     )
     reports: list[Observable[Any]] = [effects, pod_updates, plan]
     if notices is not None:
         reports.append(notices)
     events = reactivex.merge(*reports).pipe(event_commands())
+    if resync is not None:
+        views = (held_apps, held_pods, held_plan, outstanding)
+        events = reactivex.merge(events, _held_events(resync, views))
     return TicketPipeline(
         effects=effects,
         pod_updates=pod_updates,
         plan=plan,
         events=events,
+        outstanding=outstanding,
         _connectables=(plan, pod_updates, effects),
     )
+
+
+def _held_events(resync: Observable[Any], views: tuple[Outstanding, ...]) -> Observable[PostEvent]:
+    """On each `resync` item, the Events of what still holds, emitted at once (in order)."""
+
+    def subscribe(
+        observer: abc.ObserverBase[PostEvent], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        def on_next(_: object) -> None:
+            for outstanding in views:
+                for report in outstanding.reports():
+                    event = to_event(report)
+                    if event is not None:
+                        observer.on_next(event)
+
+        return resync.subscribe(
+            on_next, observer.on_error, observer.on_completed, scheduler=scheduler
+        )
+
+    return Observable(subscribe)

@@ -41,6 +41,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 
 from rxkube.controllers._apps import AppChanged, AppServed, AppWithdrawn, DeploymentRef
 from rxkube.controllers._appspec import AppSpec
+from rxkube.controllers._outstanding import Outstanding
 from rxkube.controllers._pods import ServerList
 from rxkube.proxy import AppConfig, LoadChanged, ServerSpec
 
@@ -154,8 +155,8 @@ class _App:
     deadline: float = math.inf
     servers: tuple[ServerSpec, ...] = ()
     tickets: int = 0
-    fallback: str | None = None
-    """The routing fallback last reported (reported again only when it changes)."""
+    fallback: AppNotice | None = None
+    """The routing fallback that holds now (reported again only when its message changes)."""
 
 
 class ServePlan:
@@ -175,6 +176,15 @@ class ServePlan:
     def draining(self) -> dict[str, float]:
         """Apps draining now, with their deadlines."""
         return {name: a.deadline for name, a in self._apps.items() if a.draining}
+
+    def outstanding(self) -> tuple[AppNotice, ...]:
+        """The warnings that hold now (apps served other than asked: routing fallbacks), by
+        app name."""
+        return tuple(
+            app.fallback
+            for _, app in sorted(self._apps.items())
+            if app.fallback is not None and app.config is not None
+        )
 
     def apply(self, item: PlanInput, now: float) -> list[PlanOutput | _DrainTimer]:
         out: list[PlanOutput | _DrainTimer] = []
@@ -234,10 +244,10 @@ class ServePlan:
         config, notice = app_config(spec, listen_host=self.listen_host, domain=self.domain)
         app.spec, app.config = spec, config
         app.draining, app.deadline = False, math.inf
-        fallback = notice.message if notice is not None else None
-        if notice is not None and (served or fallback != app.fallback):
+        before = app.fallback.message if app.fallback is not None else None
+        if notice is not None and (served or notice.message != before):
             out.append(notice)
-        app.fallback = fallback
+        app.fallback = notice
         if served:
             out.append(
                 AppNotice(
@@ -339,6 +349,7 @@ def serve_plan(
     *,
     listen_host: str = "0.0.0.0",
     domain: str | None = None,
+    outstanding: Outstanding | None = None,
 ) -> Callable[[Observable[PlanInput]], Observable[PlanOutput]]:
     """Run a `ServePlan` over its inputs; drain deadlines come due on `scheduler`.
 
@@ -355,6 +366,8 @@ def serve_plan(
                  r: AppRemoved notice         A: ProxyApp lab absent
 
     Each subscription starts a fresh plan. Time is `scheduler.now` (seconds since the epoch).
+    `outstanding`: while subscribed, the plan's warnings that hold now
+    (`ServePlan.outstanding`) are registered there.
     """
 
     def operator(source: Observable[PlanInput]) -> Observable[PlanOutput]:
@@ -401,7 +414,8 @@ def serve_plan(
                 observer.on_completed,
                 scheduler=subscribe_scheduler,
             )
-            return CompositeDisposable(subscription, Disposable(dispose_timers))
+            held = () if outstanding is None else (outstanding.add(plan.outstanding),)
+            return CompositeDisposable(subscription, Disposable(dispose_timers), *held)
 
         return Observable(subscribe)
 

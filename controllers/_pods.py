@@ -10,7 +10,9 @@ What this module is for: issue 7 item 3. Pods become the proxy's servers (`Serve
 - A pod is REMOVED from the list when it is deleted, fails or succeeds (its containers ended),
   loses its IP, or is re-created under the same name (a new uid is a new server).
 - A pod with a bad port or path annotation is not served; a `PodProblem` says why, once per
-  pod and set of errors (the runner posts it as an Event on the pod and counts it).
+  pod and set of errors (the runner posts it as an Event on the pod and counts it). The
+  problems that hold now (until the pod is fixed or deleted) can be registered in an
+  `Outstanding`, for a replica that starts leading to post them.
 
 Pods are grouped by their app label (`ipb-halle.de/k8sticket.deployment.app.name`) with
 `group_by_key`: one informer feeds every app, none watches per app. The app's server list is
@@ -28,6 +30,7 @@ from reactivex import GroupedObservable, Observable, abc
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
 from rxkube.controllers._appspec import APP_LABEL, ConfigError, PodTarget, parse_pod_target
+from rxkube.controllers._outstanding import Outstanding
 from rxkube.proxy import ServerRef, ServerSpec
 from rxkube.streams import ObjectReference, WatchEvent
 from rxkube.streams.operators import group_by_key
@@ -86,15 +89,19 @@ def _ready(status: Mapping[str, Any]) -> bool:
 
 
 class _Pods:
-    """The joined servers of one app, and the problems already reported (one per pod)."""
+    """The joined servers of one app, and the problems reported that still hold (one per pod)."""
 
     def __init__(self, app: str) -> None:
         self.app = app
         self.servers: dict[str, ServerSpec] = {}
-        self.reported: dict[str, tuple[str, tuple[ConfigError, ...]]] = {}
+        self.reported: dict[str, PodProblem] = {}
 
     def snapshot(self) -> tuple[ServerSpec, ...]:
         return tuple(self.servers[name] for name in sorted(self.servers))
+
+    def problems(self) -> tuple[PodProblem, ...]:
+        """The pods' problems that hold now, by pod name."""
+        return tuple(self.reported[name] for name in sorted(self.reported))
 
     def apply(self, event: WatchEvent) -> list[PodUpdate]:
         before = self.snapshot()
@@ -129,11 +136,12 @@ class _Pods:
         if not isinstance(target, PodTarget):
             self.servers.pop(name, None)
             errors = tuple(target)
-            if self.reported.get(name) == (uid, errors):
+            known = self.reported.get(name)
+            if known is not None and (known.pod.uid, known.errors) == (uid, errors):
                 return None
-            self.reported[name] = (uid, errors)
             ref = ObjectReference("Pod", name, str(meta.get("namespace") or ""), uid, "v1")
-            return PodProblem(ref, self.app, errors)
+            problem = self.reported[name] = PodProblem(ref, self.app, errors)
+            return problem
         self.reported.pop(name, None)
         ready = phase == "Running" and _ready(status) and meta.get("deletionTimestamp") is None
         if current is None and not ready:
@@ -144,7 +152,9 @@ class _Pods:
         return None
 
 
-def pod_servers(app: str) -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]]:
+def pod_servers(
+    app: str, *, outstanding: Outstanding | None = None
+) -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]]:
     """Fold the pod events of one app into its server list (and problems).
 
     ::
@@ -156,7 +166,8 @@ def pod_servers(app: str) -> Callable[[Observable[WatchEvent]], Observable[PodUp
               [ pod_servers("lab") ]
         result:   ---B-C-D-|      B: [pod-1 ready]  C: [pod-1 not ready]  D: []
 
-    Each subscription starts empty; SYNCED is ignored.
+    Each subscription starts empty; SYNCED is ignored. `outstanding`: while subscribed, the
+    app's pod problems that hold now are registered there.
     """
 
     def operator(source: Observable[WatchEvent]) -> Observable[PodUpdate]:
@@ -175,9 +186,12 @@ def pod_servers(app: str) -> Callable[[Observable[WatchEvent]], Observable[PodUp
                 for update in updates:
                     observer.on_next(update)
 
-            return source.subscribe(
+            subscription = source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler
             )
+            if outstanding is None:
+                return subscription
+            return CompositeDisposable(subscription, outstanding.add(pods.problems))
 
         return Observable(subscribe)
 
@@ -188,7 +202,9 @@ def _app_of(event: WatchEvent) -> str | None:
     return event.meta.labels.get(APP_LABEL)
 
 
-def servers_by_app() -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]]:
+def servers_by_app(
+    *, outstanding: Outstanding | None = None
+) -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]]:
     """All pods of the namespace in, every app's server list (and pod problems) out.
 
     ::
@@ -200,7 +216,8 @@ def servers_by_app() -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]
         result:   -X-Y-E-|      X: x [pod-1]   Y: y [pod-2]   E: x []
 
     `group_by_key` on the app label, then `pod_servers` per group; a pod whose label changes
-    leaves its old app's list and joins the new one's.
+    leaves its old app's list and joins the new one's. `outstanding`: every app's pod problems
+    that hold now are registered there (see `pod_servers`).
     """
 
     def operator(source: Observable[WatchEvent]) -> Observable[PodUpdate]:
@@ -219,7 +236,8 @@ def servers_by_app() -> Callable[[Observable[WatchEvent]], Observable[PodUpdate]
                 def done() -> None:
                     inner.remove(holder)  # the group ended: forget its subscription
 
-                holder.disposable = group.pipe(pod_servers(group.key)).subscribe(
+                pods = pod_servers(group.key, outstanding=outstanding)
+                holder.disposable = group.pipe(pods).subscribe(
                     observer.on_next, observer.on_error, done
                 )
 

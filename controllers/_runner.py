@@ -18,6 +18,7 @@ edges (marked *) do the I/O::
                                                          |-- ProxyApp --> *applier --> proxy
                                                          '-- AppNotice
     problems, PodProblem, AppNotice, applier notices --> event_commands --> *Events sink
+    leadership gained --> resync: what still holds (pipeline.outstanding) ---> *Events sink
     effects, pod problems, proxy changes ---------------------------------> *metrics (registry)
 
 The autoscaler (issue 8; `_scaling.py`): the plan's apps, the pod informer, the proxy's changes,
@@ -26,6 +27,11 @@ commands go to the pod sink (`open_pod_sink`, or one passed in), its numbers to 
 Only the leader steps. `record=` writes a trace of what the pipelines saw: the three informers,
 the proxy's ticket events (`tickets/<namespace>`) and the autoscaler's commands and failures
 (`autoscaler/<namespace>`), which `replay_trace` replays.
+
+Events with leader election: only the leader posts (followers find the same problems), so a
+replica that becomes leader (at start, after a fail-over) posts the problems and warnings that
+still hold, as the stages' state has them (the pipeline's `resync`); the Events sink finds the
+Event a former leader posted under the same name and counts it up instead of adding another.
 
 The applier keeps only the latest desired state per app and applies it in a task of its own
 (`set_app` binds sockets, so it is async), so a burst of pod events coalesces and its queue is
@@ -347,6 +353,8 @@ class TicketController:
         self._draining = False
         self._config_errors = 0
         self._notices: Subject[AppNotice] = Subject()
+        self._unbound: dict[str, tuple[int, AppNotice]] = {}
+        """App -> the PortUnavailable notice of the own port it wants and does not have."""
         self._effects: Subject[AppEffect] = Subject()
         self._plan: Subject[PlanOutput] = Subject()
         self._subscription: DisposableBase | None = None
@@ -509,6 +517,8 @@ class TicketController:
             listen_host=self.listen_host,
             domain=self.domain,
             notices=self._notices,
+            # A follower posts no Events: on becoming leader, post what still holds.
+            resync=None if self.election is None else self.election.changes.pipe(ops.filter(bool)),
         )
         leader = (
             () if self.election is None else (self.election.changes.subscribe(self._on_leader),)
@@ -552,6 +562,7 @@ class TicketController:
             self.proxy.changes.subscribe(self._on_change),
             self.events.outcomes.subscribe(self._touch),
             *leader,
+            pipeline.outstanding.add(self._ports_unavailable),
             *(informer.events.subscribe(self._touch) for informer in self.informers.values()),
             pipeline.connect(),
         )
@@ -713,24 +724,33 @@ class TicketController:
             # Followers relay the leader's changes: counted once, by the leader.
             self.metrics.ticket_issued(change.app, waited=change.waited)
 
+    def _ports_unavailable(self) -> list[AppNotice]:
+        """The PortUnavailable warnings that hold now: own ports still not bound."""
+        degraded = self._applier.degraded
+        return [
+            notice
+            for app, (port, notice) in sorted(self._unbound.items())
+            if degraded.get(app) == port
+        ]
+
     def _port_unavailable(self, desired: ProxyApp, port: int, error: OSError) -> None:
         spec = desired.spec
         if spec is None:
             return
         reason = error.strerror or str(error)
-        self._notices.on_next(
-            AppNotice(
-                deployment=_deployment_ref(spec),
-                application=desired.app,
-                reason="PortUnavailable",
-                message=(
-                    f"own port {port} of app {desired.app!r} cannot be bound on "
-                    f"{self.listen_host} ({reason}); the app is served on the shared listener "
-                    "only until it can"
-                ),
-                type="Warning",
-            )
+        notice = AppNotice(
+            deployment=_deployment_ref(spec),
+            application=desired.app,
+            reason="PortUnavailable",
+            message=(
+                f"own port {port} of app {desired.app!r} cannot be bound on "
+                f"{self.listen_host} ({reason}); the app is served on the shared listener "
+                "only until it can"
+            ),
+            type="Warning",
         )
+        self._unbound[desired.app] = (port, notice)
+        self._notices.on_next(notice)
         log.warning(
             "own port unavailable",
             extra=fields(app=desired.app, port=port, error=reason),

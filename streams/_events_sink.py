@@ -9,6 +9,16 @@ client-go's event recorder (`tools/record`, wire reference section 12.1):
   within the cache's memory is not posted anew: the existing Event is PATCHed (strategic merge)
   with `count` + 1 and the new `lastTimestamp`. A PATCH answered 404 (the Event expired or was
   deleted) re-creates it under the same name, count kept.
+- Correlation across processes (where this sink differs from client-go, whose Event names
+  carry the time, so every process and restart makes Events of its own). The name is
+  `<object name>.<16 hex digits of a hash of component, object, type, reason and message>`:
+  the same event has the same name in every replica and after a restart, which matters when
+  leadership moves (a new leader posts the problems that still hold, and `kubectl describe`
+  must show each once, counted, not once per replica). A create answered 409 AlreadyExists
+  (another replica, or this one before a restart, posted it) reads the stored Event and
+  patches its count + 1. Every PATCH carries the resourceVersion this sink last wrote or read
+  as a precondition, so when another replica counted the Event up meanwhile (409 Conflict) it
+  re-reads and counts from the stored count: counts add up across replicas.
 - Spam filter. A token bucket per source and involved object: `burst` events at once, then one
   per `refill_seconds` (client-go: 25, then 1 per 5 minutes). An event over the limit is dropped
   and said so (`EventDropped("rate-limited")`), so one flapping object cannot flood the API.
@@ -37,6 +47,7 @@ reactivex.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -53,7 +64,9 @@ from reactivex.subject import Subject
 
 from rxkube.streams._client import KubeClient
 from rxkube.streams._errors import (
+    AlreadyExists,
     ApiError,
+    Conflict,
     Forbidden,
     KubeConnectionError,
     NotFound,
@@ -87,6 +100,11 @@ EventTypeName: TypeAlias = Literal["Normal", "Warning"]
 # events.k8s.io/v1 validates `note` to at most 1 kB; the same objects are served under both
 # schemas (wire reference 12.2), so messages are cut to fit.
 _MAX_MESSAGE: Final = 1024
+# An Event's name is a DNS subdomain (at most 253 characters): the object's name, a dot and 16
+# hex digits of the event's hash.
+_MAX_NAME_PREFIX: Final = 253 - 17
+# How often a write that lost a race with another replica (409) re-reads and tries again.
+_RACE_RETRIES: Final = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +271,8 @@ class _Seen:
     name: str
     count: int
     first: str
+    resource_version: str = ""
+    """Of the stored Event as this sink last wrote or read it ("" before the first write)."""
 
 
 @dataclass(slots=True)
@@ -282,7 +302,6 @@ class EventCorrelator:
         self.instance = instance
         self._seen: OrderedDict[tuple[str, ...], _Seen] = OrderedDict()
         self._buckets: OrderedDict[tuple[str, ...], _Bucket] = OrderedDict()
-        self._last_nanos = 0
 
     def _allow(self, command: PostEvent, now: float) -> bool:
         ref = command.regarding
@@ -303,11 +322,13 @@ class EventCorrelator:
         bucket.tokens -= 1.0
         return True
 
-    def _name(self, ref: ObjectReference, wall: float) -> str:
-        # client-go: <involvedObject.name>.<UnixNano in hex>; kept unique within this process.
-        nanos = max(int(wall * 1e9), self._last_nanos + 1)
-        self._last_nanos = nanos
-        return f"{ref.name}.{nanos:x}"
+    @staticmethod
+    def _name(ref: ObjectReference, key: tuple[str, ...]) -> str:
+        # client-go: <involvedObject.name>.<UnixNano in hex>. Here the same event has the same
+        # name in every replica (see the module docstring), so the instance is left out.
+        component, _instance, *identity = key
+        digest = hashlib.sha256("\0".join((component, *identity)).encode()).hexdigest()
+        return f"{ref.name[:_MAX_NAME_PREFIX]}.{digest[:16]}"
 
     def decide(self, command: PostEvent, *, now: float, wall: float) -> Decision:
         ref = command.regarding
@@ -337,7 +358,7 @@ class EventCorrelator:
         namespace = ref.namespace or "default"
         seen = self._seen.get(key)
         if seen is None:
-            seen = self._seen[key] = _Seen(self._name(ref, wall), 1, stamp)
+            seen = self._seen[key] = _Seen(self._name(ref, key), 1, stamp)
             if len(self._seen) > self.limits.cache_size:
                 self._seen.popitem(last=False)
         else:
@@ -364,8 +385,18 @@ class EventCorrelator:
         }
         if seen.count == 1:
             return CreateEvent(key, body)
-        patch = {"count": seen.count, "lastTimestamp": stamp, "message": message}
+        patch: dict[str, Any] = {"count": seen.count, "lastTimestamp": stamp, "message": message}
+        if seen.resource_version:
+            patch["metadata"] = {"resourceVersion": seen.resource_version}
         return PatchEvent(key, seen.name, namespace, patch, body)
+
+    def stored(self, key: tuple[str, ...], *, count: int, resource_version: str) -> None:
+        """The Event is stored with `count` at `resource_version` (written or read): the next
+        occurrence counts from there and patches only that version."""
+        seen = self._seen.get(key)
+        if seen is not None:
+            seen.count = count
+            seen.resource_version = resource_version
 
     def forget(self, key: tuple[str, ...]) -> None:
         """The Event could not be written: the next occurrence starts a new one."""
@@ -593,27 +624,72 @@ class ApiEventSink(_SinkBase):
             return
 
     async def _write(self, command: PostEvent, decision: CreateEvent | PatchEvent) -> EventPosted:
-        if isinstance(decision, PatchEvent):
-            try:
-                await self._client.patch(
-                    EVENTS,
-                    decision.name,
-                    decision.patch,
-                    namespace=decision.namespace,
-                    patch_type="strategic",
-                )
-                return EventPosted(
-                    command, decision.name, decision.namespace, decision.patch["count"], "patched"
-                )
-            except NotFound:
-                pass  # expired or deleted: re-create it under the same name, count kept
         body = decision.body
-        meta = body["metadata"]
-        await self._client.create(EVENTS, body, namespace=meta["namespace"])
-        action: Literal["created", "patched"] = (
-            "created" if isinstance(decision, CreateEvent) else "patched"
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+        patch = decision.patch if isinstance(decision, PatchEvent) else None
+        raced: ApiError | None = None
+        for _ in range(_RACE_RETRIES):
+            if patch is not None:
+                try:
+                    stored = await self._client.patch(
+                        EVENTS, name, patch, namespace=namespace, patch_type="strategic"
+                    )
+                    return self._stored(command, decision, stored, "patched")
+                except NotFound as error:
+                    raced, patch = error, None  # expired or deleted: re-create it, same name
+                except Conflict as error:
+                    # Another replica counted it up since this one last wrote it.
+                    raced, patch = error, await self._count_up(name, namespace, body)
+                continue
+            try:
+                stored = await self._client.create(EVENTS, body, namespace=namespace)
+            except AlreadyExists as error:
+                # Posted by another replica, or by this one before a restart: count it up.
+                raced, patch = error, await self._count_up(name, namespace, body)
+                continue
+            action: Literal["created", "patched"] = (
+                "created" if isinstance(decision, CreateEvent) else "patched"
+            )
+            return self._stored(command, decision, stored, action)
+        assert raced is not None
+        raise raced  # it kept changing under every try: said as the last answer
+
+    async def _count_up(
+        self, name: str, namespace: str, body: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The patch that counts the stored Event up by one from its stored count, on the
+        condition that nobody writes it meanwhile; None when it is gone (create it)."""
+        try:
+            current = await self._client.get(EVENTS, name, namespace=namespace)
+        except NotFound:
+            return None
+        count = current.get("count")
+        meta = current.get("metadata")
+        version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+        return {
+            "count": (count if isinstance(count, int) and count > 0 else 1) + 1,
+            "lastTimestamp": body["lastTimestamp"],
+            "message": body["message"],
+            "metadata": {"resourceVersion": version if isinstance(version, str) else ""},
+        }
+
+    def _stored(
+        self,
+        command: PostEvent,
+        decision: CreateEvent | PatchEvent,
+        stored: Mapping[str, Any],
+        action: Literal["created", "patched"],
+    ) -> EventPosted:
+        meta = stored.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
+        count = stored.get("count")
+        count = count if isinstance(count, int) else decision.body["count"]
+        version = meta.get("resourceVersion")
+        self.correlator.stored(
+            decision.key, count=count, resource_version=version if isinstance(version, str) else ""
         )
-        return EventPosted(command, meta["name"], meta["namespace"], body["count"], action)
+        body_meta = decision.body["metadata"]
+        return EventPosted(command, body_meta["name"], body_meta["namespace"], count, action)
 
     def _failed(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import trio
 
@@ -13,6 +15,7 @@ from tests.integration.controllers.conftest import (
     FAST,
     KEY,
     LIMIT,
+    NAMESPACE,
     Cluster,
     User,
     deployment,
@@ -150,3 +153,91 @@ async def test_two_replicas_serve_but_only_the_leader_posts_events() -> None:
             elected = await c.wait_event("Lease", "rxkube", "LeaderElection")
             assert elected["message"] == "r1 became leader"
             assert c.metric("rxkube_leader") == 1
+
+
+POLICY = LeasePolicy(lease_duration=2.0, renew_deadline=1.0, retry_period=0.1)
+BAD_POD = {"ipb-halle.de/k8sticket.pod.port": "eighty"}
+
+
+def held_by(holder: str) -> Callable[[FakeApiServer], None]:
+    """`before`: the Lease held (for long) by `holder`, and a Deployment with a bad annotation
+    already there when the controller starts."""
+
+    def setup(server: FakeApiServer) -> None:
+        server.store.create(
+            "leases",
+            {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": "rxkube", "namespace": NAMESPACE},
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 60},
+            },
+        )
+        server.store.create("deployments", deployment("bad", tickets_max="none"))
+
+    return setup
+
+
+def warnings(c: Cluster) -> list[tuple[str, str, int, str]]:
+    return sorted(
+        (e["involvedObject"]["name"], e["reason"], e["count"], e["reportingInstance"])
+        for e in c.server.store.list("events", c.namespace).objects()
+        if e["type"] == "Warning"
+    )
+
+
+async def test_problems_found_before_leading_are_posted_once_leading() -> None:
+    """A replica that follows posts no Event; when it becomes leader (at start, the Lease
+    still held by the replica it replaces) it posts the problems that still hold: once each."""
+    async with open_cluster(instance="r1", leader_election=POLICY, before=held_by("r0")) as c:
+        await c.add_pod("bad", "bad-1", annotations=BAD_POD, backend=False)
+        await c.wait(lambda s: s.config_errors == 2)  # the Deployment's and the pod's
+        assert not c.controller.leader
+        assert warnings(c) == []
+        # r0 goes away (releases the Lease): r1 leads and tells what it found meanwhile.
+        c.server.store.patch(
+            "leases",
+            c.namespace,
+            "rxkube",
+            {"spec": {"holderIdentity": "", "leaseDurationSeconds": 1}},
+        )
+        await c.wait_event("Deployment", "bad", "InvalidConfiguration")
+        await c.wait_event("Pod", "bad-1", "InvalidConfiguration")
+        await c.wait(lambda s: s.events.queued == 0)
+        assert warnings(c) == [
+            ("bad", "InvalidConfiguration", 1, "r1"),
+            ("bad-1", "InvalidConfiguration", 1, "r1"),
+        ]
+        assert c.controller.statistics().events.failed == 0
+
+
+async def test_after_a_fail_over_the_new_leader_counts_up_the_old_leaders_events() -> None:
+    """r1 leads and posts; r2 follows and finds the same problems. r1 leaves: r2 leads and
+    posts what still holds, which are the Events r1 posted: counted up, not duplicated."""
+    async with open_cluster(instance="r2", leader_election=POLICY, before=held_by("r1")) as c:
+        await c.add_pod("bad", "bad-1", annotations=BAD_POD, backend=False)
+        await c.wait(lambda s: s.config_errors == 2)
+        async with open_ticket_controller(
+            c.client,
+            namespace=c.namespace,
+            listen=[(loopback(), 0)],
+            proxy_config=ProxyConfig(ticket_keys=(KEY,), shutdown_grace=0.5),
+            instance="r1",  # the Lease's holder: it renews it at once
+            leader_election=POLICY,
+            watch_policy=FAST,
+        ) as first:
+            with trio.fail_after(LIMIT):
+                await first.wait_until(lambda s: s.leader and s.events.created == 3)
+            assert warnings(c) == [
+                ("bad", "InvalidConfiguration", 1, "r1"),
+                ("bad-1", "InvalidConfiguration", 1, "r1"),
+            ]
+            assert not c.controller.leader
+        # r1 released the Lease on leaving: r2 takes over.
+        await c.wait(lambda s: s.leader and s.events.patched == 2 and s.events.queued == 0)
+        assert warnings(c) == [
+            ("bad", "InvalidConfiguration", 2, "r1"),
+            ("bad-1", "InvalidConfiguration", 2, "r1"),
+        ]
+        stats = c.controller.statistics().events
+        assert (stats.created, stats.failed) == (1, 0)  # r2's own LeaderElection Event only

@@ -170,3 +170,36 @@ async def test_leaving_the_block_flushes_what_is_queued(
         for i in range(3):
             sink.on_next(PostEvent(REF, "E", str(i)))
     assert len(stored_events(server)) == 3
+
+
+async def test_replicas_count_up_one_event_instead_of_adding_their_own(
+    server: FakeApiServer, client: KubeClient
+) -> None:
+    """A new leader (or a restarted replica) posts a problem another replica posted already:
+    it finds that Event by name and counts it up; a former leader posting again re-reads the
+    count it missed (409 on its stale resourceVersion): one Event, counted by all."""
+    text = "tickets.max 'x' is not a number"
+    outcomes: list[EventOutcome] = []
+    async with (
+        open_event_sink(client, instance="r1", wall_clock=lambda: WALL) as r1,
+        open_event_sink(client, instance="r2", wall_clock=lambda: WALL + 60) as r2,
+    ):
+        for sink in (r1, r2):
+            sink.outcomes.subscribe(outcomes.append)
+        r1.post(REF, "InvalidConfiguration", text, "Warning")
+        await r1.wait_idle()
+        r2.post(REF, "InvalidConfiguration", text, "Warning")
+        await r2.wait_idle()
+        r1.post(REF, "InvalidConfiguration", text, "Warning")
+        await r1.wait_idle()
+    async with open_event_sink(client, instance="r1", wall_clock=lambda: WALL + 120) as restarted:
+        restarted.outcomes.subscribe(outcomes.append)
+        restarted.post(REF, "InvalidConfiguration", text, "Warning")
+        await restarted.wait_idle()
+    (event,) = stored_events(server)
+    assert event["count"] == 4
+    assert event["firstTimestamp"] == "2024-05-01T12:00:00Z"
+    assert event["lastTimestamp"] == "2024-05-01T12:02:00Z"
+    assert event["source"] == {"component": "rxkube", "host": "r1"}  # the first poster
+    posted = [(o.action, o.count) for o in outcomes if isinstance(o, EventPosted)]
+    assert posted == [("created", 1), ("patched", 2), ("patched", 3), ("patched", 4)]

@@ -295,3 +295,26 @@ def test_withdrawing_a_deployment_with_problems_names_its_metric_labels() -> Non
     assert effects == (
         ConfigResolved(DeploymentRef("lab", "broken", "uid-broken"), ("broken",), True),
     )
+
+
+def test_the_problems_that_hold_now_are_state_not_only_effects() -> None:
+    """What a replica that starts leading posts: every problem that holds, none that was fixed
+    (a problem is emitted once, so the effects alone cannot say which ones still hold)."""
+    state, _ = run([event("ADDED", dep("a", tickets__max="0", port="x"))])
+    assert state.problems == ()  # nothing before the complete list
+    state, effects = apply_deployment_event(state, event("SYNCED"))
+    assert state.problems == tuple(problems(effects))
+    assert sorted(p.error.key for p in state.problems) == [
+        P + "deployment.port",
+        TICKETS_MAX,
+    ]
+    # One fixed, one left: no effect says so, the state does.
+    state, effects = apply_deployment_event(state, event("MODIFIED", dep("a", port="x")))
+    assert effects == ()
+    assert [p.error.key for p in state.problems] == [P + "deployment.port"]
+    # A claim conflict is a problem of the younger Deployment while the older one holds it.
+    young = dep("b", app="a", created="2024-06-01T00:00:00Z", port="none")
+    state, _ = run([event("MODIFIED", dep("a")), event("ADDED", young)], state)
+    assert [(p.deployment.name, p.reason) for p in state.problems] == [("b", "AppNameClaimed")]
+    state, _ = apply_deployment_event(state, event("DELETED", young))
+    assert state.problems == ()

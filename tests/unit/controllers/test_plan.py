@@ -252,3 +252,17 @@ def test_the_plan_state_is_readable_and_fresh_per_subscription() -> None:
             "served:lab[]",
         ]
     )
+
+
+def test_the_routing_fallback_holds_while_the_app_is_served_so() -> None:
+    plan = ServePlan(domain="other.org")
+    hosted = spec(**{"rxkube.io/routing": "host", "rxkube.io/domain": "apps.example.org"})
+    assert plan.outstanding() == ()
+    [notice] = [o for o in plan.apply(AppServed(hosted), 0.0) if isinstance(o, AppNotice)][:1]
+    assert plan.outstanding() == (notice,)
+    plan.apply(AppChanged(hosted, spec()), 1.0)  # path routing now: nothing to fall back from
+    assert plan.outstanding() == ()
+    plan.apply(AppChanged(spec(), hosted), 2.0)
+    assert [n.reason for n in plan.outstanding()] == ["RoutingFallback"]
+    plan.apply(AppWithdrawn(hosted, "deleted"), 3.0)  # no users: removed at once
+    assert plan.outstanding() == ()

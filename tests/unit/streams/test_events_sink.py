@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -31,7 +32,9 @@ def test_first_occurrence_is_created_with_client_go_fields() -> None:
     decision = correlator.decide(warning(), now=0.0, wall=T0)
     assert isinstance(decision, CreateEvent)
     body = decision.body
-    assert body["metadata"] == {"name": f"web.{int(T0 * 1e9):x}", "namespace": "lab"}
+    name = body["metadata"]["name"]
+    assert body["metadata"] == {"name": name, "namespace": "lab"}
+    assert re.fullmatch(r"web\.[0-9a-f]{16}", name), name
     assert body["involvedObject"] == {
         "kind": "Deployment",
         "namespace": "lab",
@@ -67,6 +70,46 @@ def test_the_same_event_again_patches_count_and_last_timestamp() -> None:
     assert third.body["count"] == 3
 
 
+def test_the_same_event_has_the_same_name_in_every_replica_and_at_any_time() -> None:
+    """So a replica that did not post it finds the Event another one (or its own earlier run)
+    posted, by name (the live sink then counts it up instead of creating another)."""
+    first = EventCorrelator(instance="rxkube-0").decide(warning(), now=0.0, wall=T0)
+    later = EventCorrelator(instance="rxkube-1").decide(warning(), now=50.0, wall=T0 + 3600)
+    assert isinstance(first, CreateEvent)
+    assert isinstance(later, CreateEvent)
+    assert first.body["metadata"]["name"] == later.body["metadata"]["name"]
+    assert later.body["source"] == {"component": "rxkube", "host": "rxkube-1"}
+    # Another component, or another object under the same name (a new uid), is another Event.
+    other = EventCorrelator(component="other").decide(warning(), now=0.0, wall=T0)
+    recreated = ObjectReference("Deployment", "web", "lab", "uid-2", "apps/v1")
+    again = EventCorrelator().decide(warning(ref=recreated), now=0.0, wall=T0)
+    assert isinstance(other, CreateEvent)
+    assert isinstance(again, CreateEvent)
+    names = {d.body["metadata"]["name"] for d in (first, other, again)}
+    assert len(names) == 3
+    # A long object name is cut so that the Event's name stays a DNS subdomain.
+    long = ObjectReference("Deployment", "x" * 253, "lab", "u", "apps/v1")
+    cut = EventCorrelator().decide(warning(ref=long), now=0.0, wall=T0)
+    assert isinstance(cut, CreateEvent)
+    assert len(cut.body["metadata"]["name"]) == 253
+
+
+def test_a_write_read_back_sets_the_count_and_the_version_the_next_patch_expects() -> None:
+    correlator = EventCorrelator()
+    first = correlator.decide(warning(), now=0.0, wall=T0)
+    assert isinstance(first, CreateEvent)
+    # Another replica had counted it to 4: this one read it back and wrote 5 at version "77".
+    correlator.stored(first.key, count=5, resource_version="77")
+    second = correlator.decide(warning(), now=1.0, wall=T0 + 1)
+    assert isinstance(second, PatchEvent)
+    assert second.patch == {
+        "count": 6,
+        "lastTimestamp": "2024-05-01T12:00:01Z",
+        "message": "bad port",
+        "metadata": {"resourceVersion": "77"},
+    }
+
+
 def test_a_different_message_or_object_is_a_different_event() -> None:
     correlator = EventCorrelator()
     a = correlator.decide(warning("one"), now=0.0, wall=T0)
@@ -77,7 +120,7 @@ def test_a_different_message_or_object_is_a_different_event() -> None:
     assert isinstance(b, CreateEvent)
     assert isinstance(c, CreateEvent)
     names = {d.body["metadata"]["name"] for d in (a, b, c)}
-    assert len(names) == 3  # unique even within one nanosecond
+    assert len(names) == 3
 
 
 def test_spam_filter_allows_a_burst_then_one_per_refill_period() -> None:

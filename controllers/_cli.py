@@ -169,6 +169,7 @@ def _cmd_fake_apiserver(args: argparse.Namespace) -> int:
             auth=args.auth,
             rbac=args.rbac,
             simulate=simulate,
+            tls=args.tls,
         )
     except OSError as error:
         raise CommandError(f"cannot listen on {listen}: {error.strerror or error}") from None
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
             "rxkube fake-apiserver --listen 127.0.0.1:8080 --kubeconfig-out /tmp/kubeconfig",
             "kubectl --kubeconfig /tmp/kubeconfig apply -f deploy/example-app/",
             "rxkube fake-apiserver --no-simulation --auth --rbac   # objects only, with RBAC",
+            "rxkube fake-apiserver --tls --rbac   # HTTPS, so kubectl sends the token",
         ),
         formatter_class=raw,
     )
@@ -300,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--kubeconfig-out", metavar="PATH", help="also write the kubeconfig here")
     fake.add_argument("--auth", action="store_true", help="require the bearer token (401)")
     fake.add_argument("--rbac", action="store_true", help="authorize from stored RBAC (403)")
+    fake.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a CA made at start (in the kubeconfig); "
+        "kubectl sends bearer tokens only over TLS",
+    )
     fake.add_argument(
         "--no-simulation",
         action="store_true",

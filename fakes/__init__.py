@@ -19,11 +19,15 @@ Options: `auth=True` (bearer tokens, 401 without one; `server.add_user(name, gro
 token; `server.add_service_account(namespace, name)` one for the service account),
 `rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request),
 `bookmark_interval=` (seconds between bookmarks on an idle watch), `history_limit=` (events kept
-per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`.
+per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`,
+`tls=True` (HTTPS with a certificate from a CA made at start: `server.url` is `https://...`,
+the kubeconfig carries the CA as `certificate-authority-data`, `server.ca_pem` and
+`server.ssl_context()` are for other clients; plain HTTP is the default, faster to start).
 What each user asked and whether it was allowed is counted in `server.api.access` (a Counter
 of `Access(user, verb, resource, allowed)`; also `statistics()["access"]`), e.g. to show that a
 Role grants exactly what a controller uses. kubectl sends no credentials to a plain-HTTP server
-(client-go reads a kubeconfig's user only for TLS), so with `auth=True` it gets 401.
+(client-go reads a kubeconfig's user only for TLS): with `auth=True` use `tls=True` too, and
+kubectl sends its token (watches and exec work over TLS as well).
 
 kubectl works against it with validation on (issue 6): `/openapi/v3` and `/openapi/v2` (JSON)
 documents, `fieldValidation=Strict|Warn|Ignore`, Table output for `kubectl get` (and `-w`),

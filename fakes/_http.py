@@ -8,14 +8,15 @@ buffers behind our back. What it does: keep-alive, bodies up to a limit (413 pas
 streaming responses (`StreamResponse`, whose body iterator may raise `AbortConnection` to cut
 the connection), protocol upgrades (`Upgrade`, for exec over WebSocket), and noticing a
 client that went away while a response is pending (so watches and stalls end with it).
-It knows nothing of Kubernetes: `Handler` maps a `Request` to a response.
+It serves any `trio.abc.Stream`: plain TCP, or TLS through trio's `SSLListener` (the server
+module's `tls=True`). It knows nothing of Kubernetes: `Handler` maps a `Request` to a response.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -88,7 +89,7 @@ def parse_target(target: str) -> tuple[str, dict[str, str], list[tuple[str, str]
 
 
 class _Connection:
-    def __init__(self, stream: trio.SocketStream, handler: Handler, server_header: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, handler: Handler, server_header: str) -> None:
         self.stream = stream
         self.handler = handler
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
@@ -101,7 +102,7 @@ class _Connection:
             if event is not h11.NEED_DATA:
                 return event
             try:
-                data = await self.stream.receive_some(65536)
+                data = bytes(await self.stream.receive_some(65536))
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 data = b""
             self.conn.receive_data(data)
@@ -133,8 +134,7 @@ class _Connection:
         except h11.RemoteProtocolError:
             pass
         finally:
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
+            await _close(self.stream)
 
     async def _error(self, status: int, message: str) -> None:
         body = (
@@ -246,7 +246,7 @@ class _Connection:
 
     async def _watch_disconnect(self, scope: trio.CancelScope) -> None:
         try:
-            data = await self.stream.receive_some(65536)
+            data = bytes(await self.stream.receive_some(65536))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
         if data:
@@ -289,8 +289,7 @@ class _Connection:
                 if chunk:
                     await self._send(h11.Data(data=chunk))
         except AbortConnection:
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
+            await _close(self.stream)
             raise
         finally:
             aclose = getattr(body, "aclose", None)
@@ -298,6 +297,14 @@ class _Connection:
                 with trio.CancelScope(shield=True):
                     await aclose()
         await self._send(h11.EndOfMessage())
+
+
+async def _close(stream: trio.abc.Stream) -> None:
+    """Close even when cancelled; a TLS stream gets a moment to send its close_notify (a
+    client that stopped reading could block that send forever), then is closed regardless."""
+    with trio.CancelScope(shield=True) as scope:
+        scope.deadline = trio.current_time() + 1.0
+        await stream.aclose()
 
 
 def _json_str(text: str) -> bytes:
@@ -314,14 +321,14 @@ def _status_bytes(status: object) -> bytes:
 
 async def serve_http(
     handler: Handler,
-    listeners: list[trio.SocketListener],
+    listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
     *,
     server_header: str = "rxkube-fake-apiserver",
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve `handler` on `listeners` until cancelled."""
+    """Serve `handler` on `listeners` (TCP, or TLS over TCP) until cancelled."""
 
-    async def connection(stream: trio.SocketStream) -> None:
+    async def connection(stream: trio.abc.Stream) -> None:
         try:
             await _Connection(stream, handler, server_header).serve()
         except Exception:
@@ -337,7 +344,8 @@ async def serve_http(
 
 
 async def _accept_loop(
-    listener: trio.SocketListener, connection: Callable[[trio.SocketStream], Awaitable[None]]
+    listener: trio.abc.Listener[trio.abc.Stream],
+    connection: Callable[[trio.abc.Stream], Awaitable[None]],
 ) -> None:
     async with trio.open_nursery() as nursery, listener:
         while True:

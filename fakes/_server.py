@@ -5,14 +5,25 @@ server runs in. `open_fake_apiserver(...)` is an async context manager (structur
 concurrency: the server lives exactly as long as the `async with`); `fake_apiserver_thread`
 wraps the same thing for synchronous users (the official `kubernetes` client, notebooks);
 `run_cli` serves until interrupted and prints a ready-to-use kubeconfig.
+
+TLS (`tls=True`, opt-in: plain HTTP is faster to start and to serve): a CA is made at start
+(trustme: an ECDSA CA and a server certificate for the bound address, `localhost` and
+127.0.0.1), the listeners are wrapped in trio's `SSLListener`, the URL is `https://...` and the
+kubeconfig carries the CA as `certificate-authority-data`. That is what kubectl needs to send
+a bearer token at all (client-go reads a kubeconfig's credentials only for a TLS server), so
+`auth=True`/`rbac=True` can be exercised with kubectl. Everything else (watches, exec and log
+WebSocket upgrades) runs over the TLS stream unchanged: the HTTP layer sees a `trio.abc.Stream`.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import ipaddress
 import os
 import secrets
+import ssl
 import sys
 import tempfile
 import threading
@@ -45,13 +56,19 @@ __all__ = [
 T = TypeVar("T")
 
 
-def kubeconfig_yaml(url: str, *, token: str = "", namespace: str = "default") -> str:
-    """A kubeconfig for `url` with one context `rxkube-fake` (bearer `token`, if any)."""
+def kubeconfig_yaml(
+    url: str, *, token: str = "", namespace: str = "default", ca_pem: bytes | None = None
+) -> str:
+    """A kubeconfig for `url` with one context `rxkube-fake` (bearer `token`, if any; the CA
+    to trust as `certificate-authority-data` for an https URL)."""
     user: dict[str, Any] = {"token": token} if token else {}
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode("ascii")
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "rxkube-fake", "cluster": {"server": url}}],
+        "clusters": [{"name": "rxkube-fake", "cluster": cluster}],
         "users": [{"name": "rxkube-fake-user", "user": user}],
         "contexts": [
             {
@@ -72,8 +89,10 @@ def kubeconfig_yaml(url: str, *, token: str = "", namespace: str = "default") ->
 class FakeApiServer:
     """A running fake API server.
 
-    - `url`: base URL (`http://127.0.0.1:PORT`); `kubeconfig_path`: a kubeconfig for it (the
-      admin user); `admin_token`.
+    - `url`: base URL (`http://127.0.0.1:PORT`, `https://...` with TLS); `kubeconfig_path`: a
+      kubeconfig for it (the admin user); `admin_token`;
+    - `ca_pem`: with TLS, the PEM of the CA that signed the server's certificate (else None);
+      `ssl_context()` a client context trusting it (e.g. `httpx.AsyncClient(verify=...)`);
     - `store`: the objects, to read and write directly (same semantics as over HTTP);
     - `faults`: inject faults and read their counters;
     - `api`: extension points (`add_subresource`, `add_transform`) and `statistics()`;
@@ -89,6 +108,13 @@ class FakeApiServer:
     host: str
     port: int
     simulation: Simulation | None = None
+    ca_pem: bytes | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's CA (TLS mode only)."""
+        if self.ca_pem is None:
+            raise ValueError("this fake API server speaks plain HTTP (open it with tls=True)")
+        return ssl.create_default_context(cadata=self.ca_pem.decode("ascii"))
 
     def add_user(self, name: str, groups: tuple[str, ...] = (), *, token: str | None = None) -> str:
         """Register a bearer token for user `name` (authentication must be on, see
@@ -109,7 +135,12 @@ class FakeApiServer:
         """Write a kubeconfig for this server (admin token unless `token` is given)."""
         target = Path(path)
         target.write_text(
-            kubeconfig_yaml(self.url, token=token or self.admin_token, namespace=namespace),
+            kubeconfig_yaml(
+                self.url,
+                token=token or self.admin_token,
+                namespace=namespace,
+                ca_pem=self.ca_pem,
+            ),
             encoding="utf-8",
         )
         return target
@@ -136,6 +167,7 @@ async def open_fake_apiserver(
     max_watch_buffer: int = 10_000,
     too_large_wait: float = 3.0,
     simulate: bool | SimSettings = False,
+    tls: bool = False,
 ) -> AsyncIterator[FakeApiServer]:
     """Serve a fake Kubernetes API on `host:port` (0 = a free port) for the `async with`.
 
@@ -147,7 +179,9 @@ async def open_fake_apiserver(
     resource's watch history (older RVs get 410). The kubeconfig is written to
     `kubeconfig_path`, or to a temporary file removed on exit. `simulate=True` (or a
     `SimSettings`) runs a simulated cluster in the server (`server.simulation`): controllers,
-    nodes, a kubelet with real pod backends, `pods/log` and `pods/exec`.
+    nodes, a kubelet with real pod backends, `pods/log` and `pods/exec`. `tls=True` serves
+    HTTPS with a certificate from a CA made at start (`server.ca_pem`, in the kubeconfig as
+    `certificate-authority-data`): needed for kubectl to send tokens (see the module docstring).
     """
     if store is None:
         store = Store(registry, history_limit=history_limit)
@@ -168,11 +202,16 @@ async def open_fake_apiserver(
         too_large_wait=too_large_wait,
     )
     install_kubectl_support(api)
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    sockname = listeners[0].socket.getsockname()
+    sockets = await trio.open_tcp_listeners(port, host=host)
+    sockname = sockets[0].socket.getsockname()
     bound_host, bound_port = sockname[0], sockname[1]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    url = f"http://{shown}:{bound_port}"
+    listeners: list[trio.abc.Listener[trio.abc.Stream]] = list(sockets)
+    ca_pem = None
+    if tls:
+        context, ca_pem = _server_tls(bound_host)
+        listeners = [trio.SSLListener(s, context, https_compatible=True) for s in sockets]
+    url = f"{'https' if tls else 'http'}://{shown}:{bound_port}"
     api.server_address = f"{shown}:{bound_port}"
     with contextlib.ExitStack() as cleanup:
         if kubeconfig_path is None:
@@ -181,7 +220,9 @@ async def open_fake_apiserver(
             cleanup.callback(_remove_dir, Path(directory))
         else:
             path = Path(kubeconfig_path)
-        server = FakeApiServer(url, path, store, faults, api, admin, bound_host, bound_port)
+        server = FakeApiServer(
+            url, path, store, faults, api, admin, bound_host, bound_port, ca_pem=ca_pem
+        )
         server.write_kubeconfig(path)
         async with contextlib.AsyncExitStack() as simulation:
             if simulate is not False:
@@ -195,6 +236,25 @@ async def open_fake_apiserver(
                     yield server
                 finally:
                     nursery.cancel_scope.cancel()
+
+
+def _server_tls(host: str) -> tuple[ssl.SSLContext, bytes]:
+    """A server context with a certificate, for `host`, from a CA made now; the CA's PEM."""
+    import trustme  # only TLS needs it (and `cryptography` under it)
+
+    names = {"localhost", "127.0.0.1", "::1"}
+    try:
+        if not ipaddress.ip_address(host).is_unspecified:
+            names.add(host)
+    except ValueError:
+        names.add(host)  # a host name
+    ca = trustme.CA()
+    certificate = ca.issue_cert(*sorted(names), common_name="rxkube-fake-apiserver")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    certificate.configure_cert(context)
+    # HTTP/1.1 only: clients that offer h2 (kubectl) then speak HTTP/1.1, as with a proxy.
+    context.set_alpn_protocols(["http/1.1"])
+    return context, ca.cert_pem.bytes()
 
 
 def _remove_dir(directory: Path) -> None:
@@ -247,6 +307,12 @@ class ThreadedFakeApiServer:
         self.api = server.api
         self.admin_token = server.admin_token
         self.simulation = server.simulation
+        self.ca_pem = server.ca_pem
+        self.host, self.port = server.host, server.port
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context that trusts this server's CA (TLS mode only)."""
+        return self.server.ssl_context()
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` in the server's trio thread and return its result."""
@@ -318,10 +384,12 @@ def run_fake_apiserver(
     history_limit: int = 10_000,
     out: Any = None,
     simulate: bool | SimSettings = True,
+    tls: bool = False,
 ) -> int:
     """`rxkube fake-apiserver`: serve until interrupted; print the kubeconfig on stdout.
 
-    The simulated cluster runs unless `simulate=False` (a `SimSettings` sets its delays)."""
+    The simulated cluster runs unless `simulate=False` (a `SimSettings` sets its delays);
+    `tls=True` serves HTTPS (the kubeconfig carries the CA)."""
     stream = out if out is not None else sys.stdout
 
     async def main() -> None:
@@ -333,8 +401,9 @@ def run_fake_apiserver(
             history_limit=history_limit,
             kubeconfig_path=kubeconfig_out,
             simulate=simulate,
+            tls=tls,
         ) as server:
-            text = kubeconfig_yaml(server.url, token=server.admin_token)
+            text = kubeconfig_yaml(server.url, token=server.admin_token, ca_pem=server.ca_pem)
             stream.write(f"# rxkube fake API server listening on {server.url}\n")
             if server.simulation is not None:
                 stream.write(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +23,12 @@ KUBECTL = shutil.which("kubectl")
 @pytest.fixture
 def cli_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The CLI in a subprocess: yields (url, kubeconfig path); stops it with Ctrl-C."""
+    with serve_cli(tmp_path) as served:
+        yield served
+
+
+@contextlib.contextmanager
+def serve_cli(tmp_path: Path, *options: str) -> Iterator[tuple[str, Path]]:
     kubeconfig = tmp_path / "kubeconfig"
     process = subprocess.Popen(
         [
@@ -31,6 +40,7 @@ def cli_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             "127.0.0.1:0",
             "--kubeconfig-out",
             str(kubeconfig),
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -185,3 +195,27 @@ def test_kubectl_against_the_simulated_cluster_of_the_cli(
     assert kubectl("rollout", "status", "deployment/web", "--timeout=30s").returncode == 0
     replicas = kubectl("get", "deployment", "web", "-o", "jsonpath={.status.replicas}")
     assert replicas.stdout == "1"
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl is not installed")
+def test_cli_with_tls_and_auth_serves_kubectl_with_its_token(tmp_path: Path) -> None:
+    """`--tls`: HTTPS with the CA in the printed kubeconfig, so kubectl sends the admin token
+    that `--auth` requires (over plain HTTP it would send none and get 401)."""
+    assert KUBECTL is not None
+    with serve_cli(tmp_path, "--tls", "--auth", "--no-simulation") as (url, kubeconfig):
+        assert url.startswith("https://127.0.0.1:")
+        cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+        ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+        context = ssl.create_default_context(cadata=ca)
+        assert httpx.get(f"{url}/api", verify=context, timeout=10).status_code == 401
+        config = ["--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c")]
+        result = subprocess.run(
+            [KUBECTL, *config, "create", "configmap", "over-tls", "--from-literal=a=1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert (result.returncode, result.stdout) == (0, "configmap/over-tls created\n"), (
+            result.stderr
+        )

@@ -4,18 +4,19 @@
    the kustomization's comment asks for, twice (the second changes nothing), then the example
    app; every object `kubectl kustomize deploy/` renders is stored with the fields that matter.
 2. The Role is sufficient and least-privilege, shown by running the real thing under it: the
-   fake authenticates and authorizes (auth and RBAC on), the service account apps/rxkube gets a
-   token, and `rxkube run` runs as a process with the rendered Deployment's own arguments and
-   environment (addresses moved to a loopback "pod IP", the Secret written where the volume
-   would mount it). It becomes ready, serves a user through the proxy, scales the example app up
-   and down, posts and re-posts (patches) an Event, and is never refused; the fake's per-user
-   accounting shows that every verb the Role grants was used.
+   fake serves HTTPS and authenticates and authorizes (TLS, auth and RBAC on), the admin
+   applies deploy/ and the example app with kubectl as in part 1, the service account
+   apps/rxkube gets a token, and `rxkube run` runs as a process with the rendered Deployment's
+   own arguments and environment (addresses moved to a loopback "pod IP", the Secret written
+   where the volume would mount it). It becomes ready, serves a user through the proxy, scales
+   the example app up and down, posts and re-posts (patches) an Event, and is never refused;
+   the fake's per-user accounting shows that every verb the Role grants was used.
 3. The Dockerfile builds the wheel from every package folder and exposes the Deployment's ports.
 
 kubectl sends no credentials over plain HTTP (client-go reads a kubeconfig's user only for a
-TLS server) and the fake speaks plain HTTP, so part 1 runs with authentication off and part 2
-stores the rendered objects itself: kubectl renders them (`kubectl kustomize`), the fake's store
-creates them as the API would. Skipped only when kubectl is not installed.
+TLS server), so part 2 runs the fake with TLS (`tls=True`: its kubeconfig carries the fake's
+CA); part 1 runs it as most tests do, plain HTTP with authentication off. Skipped only when
+kubectl is not installed.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -380,11 +381,16 @@ class Logs:
         self._changed.set()
 
     async def wait_for(self, message: str) -> dict[str, Any]:
+        return await self.wait_until(lambda line: line.get("msg") == message, message)
+
+    async def wait_until(
+        self, predicate: Callable[[dict[str, Any]], bool], what: str
+    ) -> dict[str, Any]:
         while True:
             for line in self.lines:
-                if line.get("msg") == message:
+                if predicate(line):
                     return line
-            assert not self.ended, f"rxkube run ended before logging {message!r}:\n{self.raw}"
+            assert not self.ended, f"rxkube run ended before logging {what!r}:\n{self.raw}"
             await self._changed.wait()
 
 
@@ -402,19 +408,40 @@ async def test_rxkube_runs_under_the_role_which_grants_exactly_what_it_uses(
     role = one(rendered, "Role")
     deployment = one(rendered, "Deployment", "rxkube")
     container = container_of(deployment)
-    async with open_fake_apiserver(auth=True, rbac=True, simulate=SIM) as server:
-        store = server.store
-        store.create("namespaces", {"metadata": {"name": NAMESPACE}})
-        key = key_hex().encode()
-        store.create(
-            "secrets",
-            {
-                "metadata": {"name": "rxkube-ticket-key", "namespace": NAMESPACE},
-                "data": {"key": base64.b64encode(key).decode()},
-            },
-        )
+    async with open_fake_apiserver(tls=True, auth=True, rbac=True, simulate=SIM) as server:
+        store, admin = server.store, server.kubeconfig_path
+        assert server.url.startswith("https://")
+        # As the platform team does it, as the admin: the kustomization's setup commands, then
+        # `kubectl apply -k` of deploy/ and of the example app, over TLS with the admin token.
+        for command in setup_commands():
+            await kubectl(cache, *command, kubeconfig=admin)
+        for path, objects in ((DEPLOY, rendered), (EXAMPLE, example)):
+            applied = await kubectl(cache, "apply", "-k", str(path), kubeconfig=admin)
+            assert sorted(applied.splitlines()) == sorted(f"{shown(o)} created" for o in objects)
         for obj in [*rendered, *example]:
-            store.create(plural(store, obj), obj)
+            stored = store.get(plural(store, obj), NAMESPACE, obj["metadata"]["name"])
+            assert list(contained(obj, stored)) == [], shown(obj)
+        # And what a new rxkube replica finds in a rolling update: a Deployment with a
+        # configuration problem, and the Lease held by the replica it replaces.
+        before = tmp_path / "before.yaml"
+        before.write_text(yaml.safe_dump_all([BROKEN, OLD_LEASE]))
+        applied = await kubectl(cache, "apply", "-f", str(before), kubeconfig=admin)
+        assert applied.splitlines() == [
+            "deployment.apps/broken created",
+            "lease.coordination.k8s.io/rxkube created",
+        ]
+
+        async def retire_old_replica() -> None:
+            # Gone for good and cleaned up: rxkube creates the Lease anew (so `create` on
+            # leases is used; a fail-over that waits out the lease duration instead is in
+            # tests/integration/controllers/test_runner.py).
+            deleted = await kubectl(
+                cache, "delete", "lease", "rxkube", "-n", NAMESPACE, kubeconfig=admin
+            )
+            assert deleted == 'lease.coordination.k8s.io "rxkube" deleted\n'
+
+        assert {a.user for a in server.api.access if not a.allowed} == set()
+        assert {a.user for a in server.api.access} == {"admin"}
         sim = server.simulation
         assert sim is not None
 
@@ -486,7 +513,16 @@ async def test_rxkube_runs_under_the_role_which_grants_exactly_what_it_uses(
             steps: list[str] = []
             try:
                 try:
-                    await exercise(server, logs, pod_ip, port, container, notebook_pod, steps)
+                    await exercise(
+                        server,
+                        logs,
+                        pod_ip,
+                        port,
+                        container,
+                        notebook_pod,
+                        steps,
+                        retire_old_replica,
+                    )
                 except trio.TooSlowError:
                     raise AssertionError(
                         f"rxkube did not get past: {steps[-1]}; the service account was "
@@ -527,10 +563,48 @@ async def test_rxkube_runs_under_the_role_which_grants_exactly_what_it_uses(
         assert used == granted
 
 
+BROKEN: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {
+        "name": "broken",
+        "namespace": NAMESPACE,
+        "labels": {"ipb-halle.de/k8sticket": "true"},
+        "annotations": {"ipb-halle.de/k8sticket.deployment.tickets.max": "lots"},
+    },
+    "spec": {
+        "replicas": 0,
+        "selector": {"matchLabels": {"app": "broken"}},
+        "template": {
+            "metadata": {"labels": {"app": "broken"}},
+            "spec": {"containers": [{"name": "app", "image": "example/broken:1"}]},
+        },
+    },
+}
+"""An opted-in Deployment whose tickets.max is not a number: not served, one Warning Event."""
+OLD_LEASE: dict[str, Any] = {
+    "apiVersion": "coordination.k8s.io/v1",
+    "kind": "Lease",
+    "metadata": {"name": "rxkube", "namespace": NAMESPACE},
+    "spec": {"holderIdentity": "rxkube-5d8f7c9b6-old01", "leaseDurationSeconds": 60},
+}
+"""The Lease as the replica being replaced holds it."""
+
+
 def event_summary(server: FakeApiServer) -> list[tuple[str, str, str, int]]:
     return [
         (e["involvedObject"]["name"], e["type"], e["reason"], e["count"])
         for e in server.store.list("events", NAMESPACE).objects()
+    ]
+
+
+def deployment_events(store: Store, name: str, reason: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in store.list("events", NAMESPACE).objects()
+        if e["involvedObject"]["kind"] == "Deployment"
+        and e["involvedObject"]["name"] == name
+        and e["reason"] == reason
     ]
 
 
@@ -549,27 +623,35 @@ async def exercise(
     container: Mapping[str, Any],
     notebook_pod: str,
     steps: list[str],
+    retire_old_replica: Callable[[], Awaitable[None]],
 ) -> None:
     """What the running rxkube is shown doing, with the fake checked after each step (each
     named in `steps` before it starts, for the failure message)."""
     store, sim = server.store, server.simulation
     assert sim is not None
+    # While the old replica leads, the new one finds the broken Deployment's problem and logs
+    # it, but posts no Event: only the leader does.
+    steps.append("the problem found while following")
+    with trio.fail_after(3 * LIMIT):  # a cold interpreter start on a busy machine
+        await logs.wait_until(
+            lambda line: line["msg"].startswith("configuration problem"), "a problem"
+        )
+    assert deployment_events(store, "broken", "InvalidConfiguration") == []
+    steps.append("the old replica's Lease deleted")
+    await retire_old_replica()
     steps.append("ready")
     with trio.fail_after(3 * LIMIT):  # a cold interpreter start on a busy machine
         await logs.wait_for("ready")
     # The example app as shipped is served without a configuration problem (a misspelt
     # rxkube.io/ key, say): the controller logs each problem as it parses the Deployment,
-    # before it serves the app and reports ready.
-    assert [line for line in logs.lines if line["msg"].startswith("configuration problem")] == []
+    # before it serves the app and reports ready. The broken Deployment's is logged.
+    problems = [line for line in logs.lines if line["msg"].startswith("configuration problem")]
+    assert [(line["deployment"], line["key"]) for line in problems] == [
+        ("broken", "ipb-halle.de/k8sticket.deployment.tickets.max")
+    ]
 
     def notebook_events(reason: str) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in store.list("events", NAMESPACE).objects()
-            if e["involvedObject"]["kind"] == "Deployment"
-            and e["involvedObject"]["name"] == "notebook"
-            and e["reason"] == reason
-        ]
+        return deployment_events(store, "notebook", reason)
 
     def autoscaled(store: Store) -> list[dict[str, Any]]:
         pods = store.list("pods", NAMESPACE, label_selector=f"{AUTOSCALED_LABEL}=true")
@@ -588,6 +670,13 @@ async def exercise(
         return event
 
     with trio.fail_after(LIMIT):
+        # Leading now, it posts the problem found before: once.
+        steps.append("the Event of the problem found while following")
+        await sim.wait_until(lambda s: bool(deployment_events(s, "broken", "InvalidConfiguration")))
+        [early] = deployment_events(store, "broken", "InvalidConfiguration")
+        assert (early["type"], early["count"]) == ("Warning", 1)
+        assert "tickets.max='lots'" in early["message"]
+
         async with httpx.AsyncClient(timeout=LIMIT) as http:
             steps.append("probes")
             for probe in ("readinessProbe", "livenessProbe"):

@@ -26,7 +26,8 @@ Rules:
 3. Servers. A `ServerList` is kept per app name even while no app of that name is served (pods
    often list before their Deployment), and applied as soon as the app is.
 4. Routing fallback. Host routing needs the proxy's domain: an app asking for another domain
-   than the proxy serves (`--domain`) is served by path instead, with a Warning notice.
+   than the proxy serves (`--domain`) is served by path instead, with a Warning notice. The
+   fallbacks that hold now are `ServePlan.outstanding()` (a new leader posts them again).
 """
 
 from __future__ import annotations

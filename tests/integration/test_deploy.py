@@ -415,8 +415,8 @@ async def test_rxkube_runs_under_the_role_which_grants_exactly_what_it_uses(
         # `kubectl apply -k` of deploy/ and of the example app, over TLS with the admin token.
         for command in setup_commands():
             await kubectl(cache, *command, kubeconfig=admin)
-        for path, objects in ((DEPLOY, rendered), (EXAMPLE, example)):
-            applied = await kubectl(cache, "apply", "-k", str(path), kubeconfig=admin)
+        for folder, objects in ((DEPLOY, rendered), (EXAMPLE, example)):
+            applied = await kubectl(cache, "apply", "-k", str(folder), kubeconfig=admin)
             assert sorted(applied.splitlines()) == sorted(f"{shown(o)} created" for o in objects)
         for obj in [*rendered, *example]:
             stored = store.get(plural(store, obj), NAMESPACE, obj["metadata"]["name"])

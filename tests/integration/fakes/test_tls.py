@@ -93,14 +93,16 @@ def tls_server() -> Iterator[ThreadedFakeApiServer]:
 def test_the_official_client_over_tls(tls_server: ThreadedFakeApiServer) -> None:
     api_client = kube_config.new_client_from_config(str(tls_server.kubeconfig_path))
     try:
-        core = kube_client.CoreV1Api(api_client)
+        # The official client's stubs type events and bodies narrowly; plain dicts are read here.
+        core: Any = kube_client.CoreV1Api(api_client)
         names = [n.metadata.name for n in core.list_namespace().items]
         assert "default" in names
         created = core.create_namespaced_config_map(
             "default", {"metadata": {"name": "official"}, "data": {"a": "1"}}
         )
         seen: list[tuple[str, str]] = []
-        for event in kube_watch.Watch().stream(
+        watcher: Any = kube_watch.Watch()
+        for event in watcher.stream(
             core.list_namespaced_config_map,
             "default",
             resource_version="0",

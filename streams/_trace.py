@@ -170,6 +170,18 @@ class TraceWriter(abc.ObserverBase[TraceEvent]):
         """How many records were written."""
         return self._records
 
+    @property
+    def opened(self) -> datetime:
+        """The scheduler's time when the writer was opened: every record's `t` counts from it
+        (so an event stamped with that scheduler's clock can be written at its own time)."""
+        return self._start
+
+    @property
+    def last_t(self) -> float:
+        """The `t` of the last record written (0 before the first): the next may not be
+        earlier."""
+        return self._last_t
+
     def write(self, event: TraceEvent, *, t: float | None = None) -> None:
         """Append one record (at the scheduler's time since start, unless `t` is given)."""
         if event.stream not in self._streams:

@@ -98,6 +98,7 @@ from rxkube.streams._resources import (
     VIRTUAL_SERVICES,
     Resource,
 )
+from rxkube.streams._run_trio import run_trio
 from rxkube.streams._scheduler import (
     SchedulerStatistics,
     TrioScheduler,
@@ -126,6 +127,7 @@ from rxkube.streams._trace import (
     TraceReader,
     TraceRecord,
     TraceWriter,
+    demo_trace_path,
     load_trace,
     open_trace,
     open_trace_writer,
@@ -291,6 +293,7 @@ __all__ = [
     "decode_meta",
     "decode_object",
     "decode_watch_line",
+    "demo_trace_path",
     "drop_managed_fields",
     "from_async_iterable",
     "label_indexer",
@@ -307,6 +310,7 @@ __all__ = [
     "open_trace_writer",
     "parse_selector",
     "replay",
+    "run_trio",
     "sample_trace_path",
     "stream_id",
     "stream_spec",

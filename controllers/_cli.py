@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(
             "rxkube demo --users 30 --duration 60",
             "rxkube run --namespace lab --listen 0.0.0.0:8080 --metrics 0.0.0.0:9090",
+            "rxkube replay run.jsonl.gz --set '*.tickets.spare=4'",
             "rxkube fake-apiserver --listen 127.0.0.1:8080 --kubeconfig-out /tmp/kubeconfig",
             "rxkube COMMAND --help",
         ),

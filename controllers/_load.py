@@ -28,7 +28,7 @@ proxy's change types and this package's `LoadSummary`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rxkube.controllers._autoscaler import LoadSummary, ServerLoad
@@ -188,6 +188,17 @@ class LoadView:
         if state is None:
             return {}
         return {name: (s.uid, s.ready) for name, s in state.servers.items()}
+
+    def has_servers(self, app: str, wanted: Mapping[str, bool]) -> bool:
+        """Whether the authority has exactly the servers `wanted` (name -> ready)."""
+        state = self._apps.get(app)
+        servers = state.servers if state is not None else {}
+        if len(servers) != len(wanted):
+            return False
+        for name, server in servers.items():
+            if name not in wanted or wanted[name] != server.ready:
+                return False
+        return True
 
     def is_waiting(self, app: str, client: str) -> bool:
         state = self._apps.get(app)

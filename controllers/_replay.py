@@ -47,7 +47,6 @@ import orjson
 from reactivex import Observable, abc
 from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable
-from reactivex.scheduler import HistoricalScheduler
 from reactivex.subject import Subject
 
 from rxkube.controllers._appspec import (
@@ -107,6 +106,8 @@ from rxkube.proxy import (
     WaiterQueued,
 )
 from rxkube.streams import (
+    LocalSubject,
+    ReplayScheduler,
     StreamEvent,
     Trace,
     TraceEvent,
@@ -933,8 +934,9 @@ def replay_timeline(
     record: TraceWriter | None = None,
 ) -> Observable[TimelineEvent]:
     """The decision timeline of a replay of `trace`, as a cold Observable (see the module
-    docstring). Subscribe with a virtual-time scheduler (a `HistoricalScheduler` started at
-    `trace.header.started`, as `replay_trace` does) to run it as fast as the CPU allows.
+    docstring). Subscribe with a virtual-time scheduler (a `ReplayScheduler`, or any
+    `HistoricalScheduler`, started at `trace.header.started`, as `replay_trace` does) to run
+    it as fast as the CPU allows.
 
     - `overrides`: settings to change, per app or `*` (see `parse_overrides`).
     - `mode`: "recorded" (plain replay) or "simulated" (what-if); default: simulated when
@@ -956,7 +958,7 @@ def replay_timeline(
     def subscribe(
         observer: abc.ObserverBase[TimelineEvent], given: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        scheduler = given or HistoricalScheduler(initial_clock=loaded.header.started)
+        scheduler = given or ReplayScheduler(initial_clock=loaded.header.started)
         start = scheduler.now
         simulate = chosen == "simulated"
 
@@ -966,12 +968,12 @@ def replay_timeline(
         def now() -> float:
             return scheduler.now.timestamp()
 
-        metadata: Subject[WatchEvent] = Subject()
-        deployments: Subject[WatchEvent] = Subject()
-        pods: Subject[WatchEvent] = Subject()
-        changes: Subject[Change] = Subject()
-        plan_loads: Subject[Change] = Subject()
-        outcomes: Subject[AutoscalerInput] = Subject()
+        metadata: Subject[WatchEvent] = LocalSubject()
+        deployments: Subject[WatchEvent] = LocalSubject()
+        pods: Subject[WatchEvent] = LocalSubject()
+        changes: Subject[Change] = LocalSubject()
+        plan_loads: Subject[Change] = LocalSubject()
+        outcomes: Subject[AutoscalerInput] = LocalSubject()
         authority = _Authority(changes, plan_loads, simulate=simulate)
         pipeline = ticket_pipeline(
             deployment_metadata=metadata,
@@ -1012,7 +1014,7 @@ def replay_timeline(
         )
         # The autoscaler's inputs, in the order they happen (what `merge` gives live, without
         # its locks: a replay runs on one thread).
-        inputs: Subject[AutoscalerInput] = Subject()
+        inputs: Subject[AutoscalerInput] = LocalSubject()
         steps = inputs.pipe(autoscaler(scheduler, settings=settings, new_suffix=suffixes))
         starts, stops = _measured_delays(records, streams.pods) if simulate else ([], [])
         sim_pods = _SimPods(scheduler, pods, streams.pods, loaded.header.started, starts, stops)
@@ -1215,7 +1217,7 @@ def replay_trace(
     loaded = _as_trace(trace)
     parsed = parse_overrides(overrides)
     chosen: ReplayMode = mode or ("simulated" if parsed else "recorded")
-    scheduler = HistoricalScheduler(initial_clock=loaded.header.started)
+    scheduler = ReplayScheduler(initial_clock=loaded.header.started)
     rows: list[TimelineRow] = []
     served: list[UserServed] = []
     left: list[UserLeft] = []

@@ -42,7 +42,8 @@ Rules of the wiring:
   rule harder to meet), and it creates only once the decision's `slack` is used up. Less
   demand (a ticket released, a waiter gone) can never create, and can delete only a pod
   that R7 or R8 keeps as "needed" (idle past its cooldown, or on an old template), or the
-  released pod itself once idle (R7, or R8's cooldown starts). So after a step
+  released pod itself once idle if it is autoscaled (R7, R9, or R8's cooldown starts; an
+  idle pod of the Deployment's own is only free tickets to `decide`). So after a step
   that sent nothing, while only such events come and none of those cases holds, the step is
   not recomputed: its numbers are refreshed from the view (a "light" step, same decision).
   Any other input, and every timer, makes the next step a full one. The shortcut changes no
@@ -412,8 +413,13 @@ class Autoscaler:
         if not app.releasable or app.spec.pods_cooldown <= 0:
             return False
         if isinstance(change, TicketReleased):
-            # A pod that becomes idle starts its cooldown: the next check moves (R8).
-            return self.load.server_users(change.app, change.server.name) > 0
+            # An autoscaled pod that becomes idle starts its cooldown: the next check moves
+            # (R8), and R9 may take it. Any other server (the Deployment's own pods) is only
+            # free tickets to the decision.
+            server = change.server.name
+            if self.load.server_users(change.app, server) > 0:
+                return True
+            return server not in self._pods.get(change.app, {})
         return True
 
     def touch(self, app: str) -> None:
@@ -458,7 +464,7 @@ class Autoscaler:
         load = self.load
         if not load.known(name):
             return _StepResult(None, None)
-        if {n: ready for n, (_, ready) in load.servers(name).items()} != app.servers:
+        if not load.has_servers(name, app.servers):
             return _StepResult(None, None)
         spec = app.spec
         if not app.full and app.slack is not None and app.last_step is not None:

@@ -118,6 +118,7 @@ from rxkube.streams._store import (
     StoreStatistics,
     label_indexer,
 )
+from rxkube.streams._subject import LocalSubject
 from rxkube.streams._trace import (
     StreamEvent,
     Trace,
@@ -161,6 +162,7 @@ from rxkube.streams._types import (
     StatusDetails,
 )
 from rxkube.streams._version import __version__
+from rxkube.streams._virtual import ReplayScheduler
 from rxkube.streams._watch import (
     WatchCounters,
     WatchPolicy,
@@ -221,6 +223,7 @@ __all__ = [
     "LeaseHolder",
     "LeasePolicy",
     "ListPage",
+    "LocalSubject",
     "ManagedFieldsEntry",
     "NAMESPACES",
     "NETWORK_POLICIES",
@@ -249,6 +252,7 @@ __all__ = [
     "RateLimit",
     "RawObject",
     "RawTransform",
+    "ReplayScheduler",
     "Requirement",
     "Resource",
     "SECRETS",

@@ -149,6 +149,10 @@ DRAIN_TIMEOUT: Final = 2.0
 """After the last step, how long faults still pending may wait for their request."""
 FAULTED_WATCH_BUFFER: Final = 16
 """Events the faulted server buffers per watch before ending it (the twin: 10,000)."""
+BURST_VIEW: Final = "configmaps-beta-meta"
+"""The view that sees every write of a burst (ConfigMaps of namespace beta)."""
+BURST_WAIT: Final = 5.0
+"""How long a burst waits for its view's watch to be open on the faulted server."""
 REQUEST_TIMEOUT: Final = 1.0
 """The client's read timeout for lists (a stalled LIST is caught by it)."""
 CHAOS_POLICY: Final = WatchPolicy(
@@ -1437,8 +1441,22 @@ class _Run:
         self.report.fired[step.kind] += hit
         return hit
 
-    def burst(self, step: Burst) -> None:
-        watchers = self.faulted.store.watchers(CONFIGMAPS.qualified_name)
+    async def burst(self, step: Burst) -> None:
+        store = self.faulted.store
+
+        def served() -> bool:  # the view's watch is open on the faulted server
+            return any(
+                w.namespace == "beta" and w.max_buffer == FAULTED_WATCH_BUFFER and not w.closed
+                for w in store.watchers(CONFIGMAPS.qualified_name)
+            )
+
+        # A burst ends the watches open when it comes; while the view's watch is down (another
+        # fault, a backoff, a busy machine) it would end none. Its informer's counters move
+        # when it watches again (the request, then a bookmark every BOOKMARK_INTERVAL).
+        with trio.move_on_after(BURST_WAIT):
+            while not served():
+                await _next_change([self.faulted.informers[BURST_VIEW]])
+        watchers = store.watchers(CONFIGMAPS.qualified_name)
         for write in step.writes:
             self.write(write)
         behind = [w for w in watchers if w.closed and "behind" in w.close_reason]
@@ -1471,7 +1489,7 @@ class _Run:
         elif isinstance(step, ExpiredContinue):
             self.expired_continue(step)
         elif isinstance(step, Burst):
-            self.burst(step)
+            await self.burst(step)
         elif isinstance(step, JoinLate):
             for view in VIEWS:
                 recorder = _Recorder(view, "faulted (late subscriber)")

@@ -7,6 +7,8 @@ canary's alone.
 
 from __future__ import annotations
 
+import socket
+
 import trio
 
 from rxkube.proxy import AppConfig, ProxyLimits
@@ -98,10 +100,15 @@ async def test_readers_that_never_read_are_cut_by_the_body_timeout() -> None:
 
 async def test_idle_connection_floods_are_closed_after_the_keepalive_timeout() -> None:
     async with open_arena(limits=LIMITS) as arena:
-        streams = []
+        # All 300 connect before the proxy accepts any: blocking connects land in the listen
+        # backlog while this task holds the loop, and the proxy accepts them in one go. Opened
+        # one by one with awaits between them, the first reached the keepalive timeout (0.5 s)
+        # before the last was open on a busy machine, and 300 were never held at once.
+        flood = []
         for _ in range(300):
             TRIED["idle-flood"] += 1
-            streams.append(await trio.open_tcp_stream("127.0.0.1", arena.port))
+            flood.append(socket.create_connection(("127.0.0.1", arena.port)))
+        streams = [trio.SocketStream(trio.socket.from_stdlib_socket(sock)) for sock in flood]
         start = trio.current_time()
         await wait_until(lambda: arena.proxy.statistics().connections >= 300)
         await wait_until(lambda: arena.proxy.statistics().connections <= 1, limit=5)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 import trio
+import trio.testing
 
 from rxkube.proxy import AppConfig, ProxyLimits, ServerRef, TicketSigner
 from tests.integration.proxy.conftest import KEY, get, open_harness, parse_reply, raw
@@ -98,6 +100,59 @@ async def test_slowloris_gets_408_and_does_not_block_others() -> None:
                     nursery.cancel_scope.cancel()
             assert reply.startswith(b"HTTP/1.1 408")
             assert 0.25 < trio.current_time() - start < 2.0
+
+
+async def test_a_head_timeout_counts_from_the_first_byte_when_the_sweeper_runs_late(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A late sweeper (a busy machine) must not cut a client before its limit.
+
+    Virtual time (the sockets are loopback, but nothing waits on them but the proxy): each
+    round, time jumps while nothing runs, as when the process was not scheduled, then the first
+    bytes arrive; the connection's first read and the late sweep run in one batch, in either
+    order (trio reverses half of its batches), so 16 rounds see both orders."""
+    limits = ProxyLimits(head_timeout=0.5, keepalive_timeout=60)
+    async with open_harness(limits=limits) as h:
+        for _ in range(16):
+            with socket.create_connection(("127.0.0.1", h.port)) as client:
+                client.setblocking(False)
+                await trio.testing.wait_all_tasks_blocked()  # accepted, waiting for a head
+                mock_clock.jump(0.35)  # the sweep is due, and has not run
+                client.sendall(b"GET /lab/echo HTTP/1.1\r\n")
+                await trio.testing.wait_all_tasks_blocked()
+                mock_clock.jump(0.39)  # > 3 sweeps before the limit: no sweep may cut it yet
+                await trio.testing.wait_all_tasks_blocked()
+                with pytest.raises(BlockingIOError):
+                    client.recv(65536)
+                mock_clock.jump(0.2)  # past the limit (and a sweep interval)
+                await trio.testing.wait_all_tasks_blocked()
+                assert client.recv(65536).startswith(b"HTTP/1.1 408")
+        assert h.backends[0].requests == 0
+
+
+async def test_a_request_waiting_unread_is_answered_when_the_sweeper_runs_late(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    """A fresh connection whose request came in time is not closed as idle because this
+    process ran late (a busy machine) and has not read the request yet.
+
+    Virtual time, as above: each round the keep-alive deadline passes while nothing runs, the
+    request arrives, and the late sweep and the connection's first read run in one batch, in
+    either order."""
+    limits = ProxyLimits(keepalive_timeout=0.5)
+    async with open_harness(limits=limits, app=AppConfig("lab", tickets_max=16)) as h:
+        for _ in range(16):
+            with socket.create_connection(("127.0.0.1", h.port)) as client:
+                await trio.testing.wait_all_tasks_blocked()  # accepted: idle, deadline set
+                mock_clock.jump(0.6)  # past the keep-alive deadline; the sweep has not run
+                client.sendall(GOOD)
+                await trio.testing.wait_all_tasks_blocked()
+                client.settimeout(5)
+                reply = b""
+                while chunk := client.recv(65536):
+                    reply += chunk
+                assert parse_reply(reply).status == 200
+        assert h.backends[0].requests == 16
 
 
 async def test_a_slow_body_is_cut_after_the_body_timeout() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,14 @@ from rxkube.controllers import (
     TimelineRow,
     Visit,
     parse_overrides,
+    replay_timeline,
     replay_trace,
     visits,
 )
 from rxkube.streams import (
+    ReplayScheduler,
     StreamEvent,
+    Trace,
     TraceEvent,
     WatchEvent,
     load_trace,
@@ -149,6 +153,27 @@ def test_the_same_trace_gives_the_same_timeline_every_run(tmp_path: Path) -> Non
     assert first == replay_trace(busy, overrides=["*.tickets.spare=2"])
     assert first.rows  # not vacuous: steps with numbers and commands
     assert first.summary().total.scale_ups > 0
+
+
+def timeline_on(scheduler: HistoricalScheduler, trace: Trace, overrides: list[str]) -> list[object]:
+    out: list[object] = []
+    subscription = replay_timeline(trace, overrides=overrides).subscribe(
+        out.append, scheduler=scheduler
+    )
+    scheduler.advance_to(trace.header.started + timedelta(seconds=trace.duration))
+    subscription.dispose()
+    return out
+
+
+@pytest.mark.parametrize("overrides", [[], ["*.pods.cooldown=30s", "notebook.tickets.spare=2"]])
+def test_the_fast_replay_scheduler_gives_the_timeline_of_a_historical_one(
+    overrides: list[str],
+) -> None:
+    sample = load_trace(sample_trace_path())
+    start = sample.header.started
+    fast = timeline_on(ReplayScheduler(start), sample, overrides)
+    assert fast  # not vacuous
+    assert fast == timeline_on(HistoricalScheduler(start), sample, overrides)
 
 
 def test_a_recorded_what_if_replays_to_the_same_decisions(tmp_path: Path) -> None:

@@ -106,3 +106,18 @@ def test_the_files_it_names_exist() -> None:
     assert "docs/architecture.md" in named
     missing = [name for name in sorted(named) if not (readme.REPO / name.split()[0]).exists()]
     assert missing == []
+
+
+def test_the_architecture_page_names_every_module() -> None:
+    page = (readme.REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
+    modules = [
+        path
+        for folder in ("streams", "proxy", "controllers", "fakes")
+        for path in sorted((readme.REPO / folder).rglob("_*.py"))
+        if path.name not in ("__init__.py", "__main__.py")
+    ]
+    assert len(modules) > 100
+    missing = [str(p.relative_to(readme.REPO)) for p in modules if f"`{p.name}`" not in page]
+    assert missing == []
+    named = set(re.findall(r"`(_\w+\.py)`", page)) - {"__init__.py", "_name.py"}
+    assert named <= {p.name for p in modules}

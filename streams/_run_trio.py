@@ -22,6 +22,7 @@ It may import trio; it does no I/O of its own.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar, TypeVarTuple, Unpack
@@ -48,10 +49,8 @@ class _Run(Generic[_T]):
         token, scope = self.token, self.scope
         if token is None or scope is None:
             return
-        try:
+        with contextlib.suppress(trio.RunFinishedError):  # it ended meanwhile
             trio.from_thread.run_sync(scope.cancel, trio_token=token)
-        except trio.RunFinishedError:
-            pass  # it ended meanwhile
 
 
 def _in_trio() -> bool:
@@ -64,7 +63,7 @@ def _in_trio() -> bool:
 
 def run_trio(
     async_fn: Callable[[Unpack[_Args]], Awaitable[_T]],
-    *args: Unpack[_Args],
+    *args: *_Args,
     clock: trio.abc.Clock | None = None,
 ) -> _T:
     """Run `async_fn(*args)` under `trio.run` in a worker thread; return its result.
@@ -75,7 +74,8 @@ def run_trio(
 
         async def pods_now() -> list[str]:
             async with open_client(load_config()) as client:
-                return [p["metadata"]["name"] for p in (await client.list(PODS, namespace="lab")).items]
+                pods = await client.list(PODS, namespace="lab")
+            return [pod["metadata"]["name"] for pod in pods.items]
 
         names = run_trio(pods_now)          # in a Jupyter cell, or any non-trio code
 

@@ -87,6 +87,8 @@ class Load:
     waiting: int = 0
     errors: int = 0
     scrapes: int = 0
+    objects: str = ""
+    """Objects the demo's API server holds, by kind (to tell its store from a leak)."""
 
 
 async def visitor(base: str, apps: list[str], load: Load, seed: int) -> None:
@@ -136,6 +138,26 @@ async def scraper(urls: list[str], load: Load) -> None:
             await trio.sleep(5.0)
 
 
+async def census(api: str, load: Load) -> None:
+    """Count the objects the demo's fake API server keeps, every 30 s."""
+    kinds = {
+        "pods": "/api/v1/pods",
+        "events": "/api/v1/events",
+        "leases": "/apis/coordination.k8s.io/v1/leases",
+    }
+    async with httpx.AsyncClient(base_url=api, timeout=10.0) as http:
+        while True:
+            counts = []
+            for kind, path in kinds.items():
+                try:
+                    response = await http.get(path)
+                    counts.append(f"{kind} {len(response.json().get('items', []))}")
+                except (httpx.HTTPError, ValueError):
+                    counts.append(f"{kind} ?")
+            load.objects = ", ".join(counts)
+            await trio.sleep(30.0)
+
+
 async def soak(
     args: argparse.Namespace, pid: int, urls: dict[str, str], apps: list[str]
 ) -> list[Sample]:
@@ -147,6 +169,8 @@ async def soak(
         for i in range(args.visitors):
             nursery.start_soon(visitor, urls["proxy"], apps, load, i)
         nursery.start_soon(scraper, [urls["metrics"], urls["status"]], load)
+        if "api" in urls:
+            nursery.start_soon(census, urls["api"], load)
         last_cpu, last_t = None, start
         print(f"{'t (s)':>7} {'RSS MB':>8} {'fds':>5} {'threads':>7} {'cpu':>5}   outside load")
         while True:
@@ -163,7 +187,8 @@ async def soak(
             print(
                 f"{sample.t:7.0f} {rss:8.1f} {fds:5d} {threads:7d} {100 * share:4.0f}%"
                 f"   visits {load.visits} requests {load.requests} admitted {load.admitted}"
-                f" waiting {load.waiting} scrapes {load.scrapes} errors {load.errors}",
+                f" waiting {load.waiting} scrapes {load.scrapes} errors {load.errors}"
+                f"{'; ' + load.objects if load.objects else ''}",
                 flush=True,
             )
             if now >= end:
@@ -242,15 +267,15 @@ def main() -> int:
             apps: list[str] = []
             deadline = time.monotonic() + 60
             for line in demo.stdout:
-                if match := re.match(r"\s+(proxy|status page|metrics):\s+(\S+)", line):
+                if match := re.match(r"\s+(proxy|status page|metrics|api server):\s+(\S+)", line):
                     urls[match.group(1).split()[0]] = match.group(2)
                 elif match := re.match(r"\s{4}(\w[\w-]*):\s+(http\S+)", line):
                     apps.append(match.group(1))
-                if len(urls) == 3 and apps and not line.strip():
+                if len(urls) == 4 and apps and not line.strip():
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit("the demo did not print its URLs within 60 s")
-            if len(urls) < 3 or not apps:
+            if len(urls) < 4 or not apps:
                 raise SystemExit(f"the demo did not start (see {log_path}): {urls} {apps}")
             # Keep reading the demo's output (its status lines), so its pipe never fills.
             drain = subprocess.Popen(["cat"], stdin=demo.stdout, stdout=subprocess.DEVNULL)

@@ -169,7 +169,7 @@ def reference(line: bytes, keep_managed_fields: bool) -> tuple[str, bytes, Objec
     )
 
 
-texts = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
 metadata = st.fixed_dictionaries(
     {"name": texts, "resourceVersion": st.integers(1, 10**6).map(str)},
     optional={

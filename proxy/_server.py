@@ -68,6 +68,7 @@ from rxkube.proxy._table import (
     Waiting,
 )
 from rxkube.proxy._upstream import (
+    READ_SIZE,
     UpstreamError,
     UpstreamPool,
     close_socket,
@@ -1423,6 +1424,14 @@ class _Connection:
                     if guard is not None:
                         guard.feed(data)
                     await send_all(sink, data)
+                    # A short read drained the socket: wait for more rather than try a recv
+                    # that would fail (a WebSocket message is usually answered before the
+                    # next one comes). A full one: more is likely there, but let the other
+                    # tasks run first (every pass through the loop yields once).
+                    if len(data) < READ_SIZE:
+                        await trio.lowlevel.wait_readable(source)
+                    else:
+                        await trio.lowlevel.checkpoint()
                 with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
             except OSError:

@@ -25,7 +25,8 @@ from rxkube.proxy._config import ServerSpec
 
 __all__: list[str] = []
 
-_READ_SIZE = 65536
+READ_SIZE = 65536
+"""Bytes asked of the kernel per receive."""
 
 
 class UpstreamError(Exception):
@@ -42,7 +43,7 @@ async def recv(sock: socket.socket) -> bytes:
     """Bytes from `sock`, b"" at EOF or on a reset; waits only when nothing is there."""
     while True:
         try:
-            return sock.recv(_READ_SIZE)
+            return sock.recv(READ_SIZE)
         except BlockingIOError:
             await trio.lowlevel.wait_readable(sock)
         except (ConnectionResetError, ConnectionAbortedError, TimeoutError):

@@ -133,6 +133,32 @@ class _Line(msgspec.Struct, gc=False):
     object: msgspec.Raw
 
 
+class _MetaWire(msgspec.Struct, frozen=True, gc=False, rename="camel"):
+    """`ObjectMetaView`'s fields and `managedFields` (raw: where it is, to cut it out)."""
+
+    namespace: str = ""
+    name: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 0
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    owner_references: tuple[OwnerReferenceView, ...] = ()
+    deletion_timestamp: str | None = None
+    managed_fields: msgspec.Raw = msgspec.Raw()
+
+
+class _ObjectWire(msgspec.Struct, gc=False):
+    metadata: _MetaWire = _MetaWire()
+
+
+class _EventWire(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A watch line as the API server writes it: `type`, then `object`, nothing else."""
+
+    type: WatchLineType
+    object: _ObjectWire
+
+
 class WatchLine(msgspec.Struct, frozen=True, gc=False):
     """One decoded watch line: `type`, the object's JSON bytes, and its metadata view.
 
@@ -175,6 +201,14 @@ class WatchLineError(ValueError):
 
 _head_decoder: Final = msgspec.json.Decoder(_Head)
 _line_decoder: Final = msgspec.json.Decoder(_Line)
+_event_decoder: Final = msgspec.json.Decoder(_EventWire)
+_PREFIXES: Final[Mapping[str, bytes]] = {
+    kind: b'{"type":"%s","object":' % kind.encode()
+    for kind in ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
+}
+_MANAGED_KEY: Final = b'"managedFields":'
+_COMMA: Final = ord(",")
+_CLOSE: Final = ord("}")
 _list_decoder: Final = msgspec.json.Decoder(_List)
 _raw_fields_decoder: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder: Final = msgspec.json.Encoder()
@@ -184,7 +218,7 @@ def _excerpt(data: bytes) -> str:
     return repr(data[:120]) + ("..." if len(data) > 120 else "")
 
 
-def decode_watch_line(line: bytes) -> WatchLine:
+def decode_watch_line(line: bytes, *, keep_managed_fields: bool = True) -> WatchLine:
     """Decode one line of a watch response without building the object's dicts.
 
     The watch loop calls this for every line, then builds the event::
@@ -194,10 +228,16 @@ def decode_watch_line(line: bytes) -> WatchLine:
             event = WatchEvent(line.type, raw=line.raw, meta=line.meta,
                                resource_version=line.meta.resource_version, stream=stream_id)
 
+    `keep_managed_fields=False`: `raw` is `drop_managed_fields` of the object, at a fraction
+    of its cost (the metadata is found in the same pass).
+
     Raises `WatchLineError` (naming what is wrong and quoting the line's start) for a line
     that is not JSON, lacks `type` or `object`, has an unknown type, or whose object is not
     a JSON object with a well-formed `metadata`.
     """
+    fast = _decode_as_written(line, keep_managed_fields)
+    if fast is not None:
+        return fast
     try:
         decoded = _line_decoder.decode(line)
     except msgspec.DecodeError as error:
@@ -209,7 +249,72 @@ def decode_watch_line(line: bytes) -> WatchLine:
         raise WatchLineError(
             f"malformed object in a {decoded.type} watch line ({error}): {_excerpt(line)}"
         ) from None
+    if not keep_managed_fields:
+        raw = drop_managed_fields(raw)
     return WatchLine(decoded.type, raw, meta)
+
+
+def _decode_as_written(line: bytes, keep_managed_fields: bool) -> WatchLine | None:
+    """One parse for a line laid out as the API server writes it (`{"type":"T","object":`
+    then the object, compact JSON); None for anything else (the general path decides).
+
+    The parse checks the whole line and reads the metadata; the object's bytes are then the
+    line between the fixed prefix and the final brace. (Two parses, one for the line and one
+    for the metadata, cost about 1.5 times as much: measured 127k against 84k instructions
+    for a 7 KB pod, 218k with `drop_managed_fields` against 97k here.)
+    """
+    try:
+        decoded = _event_decoder.decode(line)
+    except msgspec.DecodeError:
+        return None
+    kind = decoded.type
+    prefix = _PREFIXES[kind]
+    last = len(line) - 1
+    while last > 0 and line[last] in b" \t\r\n":
+        last -= 1
+    start = len(prefix)
+    if (
+        not line.startswith(prefix)
+        or line[last] != _CLOSE
+        or line[last - 1] != _CLOSE
+        # Another `"object":{` (a duplicate key, whose last value the parse kept, or a
+        # nested key of that name): the general path finds the object's bytes exactly.
+        or line.find(b'"object":{', start) != -1
+    ):
+        return None
+    wire = decoded.object.metadata
+    raw = line[start:last]
+    if not keep_managed_fields and len(wire.managed_fields):
+        raw = _cut(raw, bytes(wire.managed_fields)) or drop_managed_fields(raw)
+    meta = ObjectMetaView(
+        wire.namespace,
+        wire.name,
+        wire.uid,
+        wire.resource_version,
+        wire.generation,
+        wire.labels,
+        wire.annotations,
+        wire.owner_references,
+        wire.deletion_timestamp,
+    )
+    return WatchLine(kind, raw, meta)
+
+
+def _cut(raw: bytes, managed: bytes) -> bytes | None:
+    """`raw` without `"managedFields":<managed>` and one comma beside it, if that is where
+    the first such key is (its value checked byte for byte); None when not."""
+    at = raw.find(_MANAGED_KEY)
+    if at < 1:
+        return None
+    value = at + len(_MANAGED_KEY)
+    end = value + len(managed)
+    if raw[value:end] != managed:
+        return None
+    if raw[at - 1] == _COMMA:
+        return raw[: at - 1] + raw[end:]
+    if end < len(raw) and raw[end] == _COMMA:
+        return raw[:at] + raw[end + 1 :]
+    return raw[:at] + raw[end:]
 
 
 def decode_list(body: bytes) -> ListPage:

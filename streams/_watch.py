@@ -620,6 +620,10 @@ class _Reflector:
         counters = self._counters
         apply = self.store.apply
         transform = self._transform
+        # The default transform is done while decoding, in the same pass (see the codec).
+        keep_managed = transform is not drop_managed_fields
+        if not keep_managed:
+            transform = None
         stream = self._stream
         on_next = self._on_next
         n = 0
@@ -627,7 +631,7 @@ class _Reflector:
             if not line or line.isspace():
                 continue
             try:
-                decoded = decode_watch_line(line)
+                decoded = decode_watch_line(line, keep_managed_fields=keep_managed)
             except WatchLineError as exc:
                 raise _Malformed(str(exc)) from None
             kind = decoded.type

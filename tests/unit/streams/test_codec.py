@@ -8,6 +8,8 @@ from typing import Any, cast
 import msgspec
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rxkube.streams import (
     ObjectMetaView,
@@ -152,6 +154,77 @@ def test_bad_watch_lines_get_an_error_that_quotes_them(line: bytes, message: str
     with pytest.raises(WatchLineError, match=message) as raised:
         decode_watch_line(line)
     assert repr(line[:20])[2:-1] in str(raised.value)
+
+
+def reference(line: bytes, keep_managed_fields: bool) -> tuple[str, bytes, ObjectMetaView]:
+    """What a watch line holds, by the general route: the whole line parsed into raw values
+    (the last of duplicate keys wins), the metadata from the object's bytes."""
+    top = msgspec.json.decode(line, type=dict[str, msgspec.Raw])
+    raw = bytes(top["object"])
+    meta = decode_meta(raw)
+    return (
+        orjson.loads(bytes(top["type"])),
+        raw if keep_managed_fields else drop_managed_fields(raw),
+        meta,
+    )
+
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=8)
+metadata = st.fixed_dictionaries(
+    {"name": texts, "resourceVersion": st.integers(1, 10**6).map(str)},
+    optional={
+        "namespace": texts,
+        "uid": texts,
+        # A label named like the field must not be what is cut.
+        "labels": st.dictionaries(st.sampled_from(["app", "managedFields", "x"]), texts),
+        "annotations": st.dictionaries(texts, texts, max_size=2),
+        "managedFields": st.one_of(
+            st.lists(st.fixed_dictionaries({"manager": texts, "fieldsV1": st.just({})})),
+            st.none(),
+        ),
+        "finalizers": st.lists(texts, max_size=2),
+    },
+)
+objects = st.fixed_dictionaries(
+    {"kind": st.just("Pod"), "metadata": metadata},
+    optional={"spec": st.dictionaries(st.sampled_from(["object", "managedFields", "a"]), texts)},
+)
+layouts = st.sampled_from(["as written", "spaced", "object first", "extra key", "duplicate"])
+
+
+def lay_out(kind: str, obj: dict[str, Any], layout: str) -> bytes:
+    body = orjson.dumps(obj)
+    if layout == "spaced":
+        return b'{"type": "%s", "object": %s}\n' % (kind.encode(), body)
+    if layout == "object first":
+        return b'{"object":%s,"type":"%s"}' % (body, kind.encode())
+    if layout == "extra key":
+        return b'{"type":"%s","object":%s,"x":1}' % (kind.encode(), body)
+    if layout == "duplicate":
+        return b'{"type":"%s","object":{"metadata":{"name":"first"}},"object":%s}' % (
+            kind.encode(),
+            body,
+        )
+    return _line(kind, obj)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["ADDED", "MODIFIED", "DELETED"]),
+    objects,
+    layouts,
+    st.booleans(),
+)
+def test_a_watch_line_decodes_to_what_the_general_route_gives(
+    kind: str, obj: dict[str, Any], layout: str, keep_managed_fields: bool
+) -> None:
+    line = lay_out(kind, obj, layout)
+    decoded = decode_watch_line(line, keep_managed_fields=keep_managed_fields)
+    assert (decoded.type, decoded.raw, decoded.meta) == reference(line, keep_managed_fields)
+    if not keep_managed_fields:
+        expected = {**obj, "metadata": dict(obj["metadata"])}
+        expected["metadata"].pop("managedFields", None)
+        assert orjson.loads(decoded.raw) == expected
 
 
 def test_drop_managed_fields_keeps_everything_else() -> None:

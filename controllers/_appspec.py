@@ -234,7 +234,8 @@ _UNITS: Final[Mapping[str, float]] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 360
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # `type(...) is dict` first: an ABC isinstance check costs ten times as much.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _string_map(value: object) -> Mapping[str, object]:

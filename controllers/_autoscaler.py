@@ -70,7 +70,11 @@ __all__ = [
 ]
 
 KeepReason: TypeAlias = Literal["busy", "creating", "starting", "needed", "cooling down"]
-DeleteReason: TypeAlias = Literal["failed", "not ready", "old template", "idle", "above pods.max"]
+DeleteReason: TypeAlias = Literal[
+    "failed", "not ready", "old template", "idle", "above pods.max", "app removed"
+]
+"""Why a pod is deleted: rules R3, R5, R6/R7, R8, R9; "app removed" when its app is no longer
+served at all (the pipeline deletes every autoscaled pod of it; see `_scaling.py`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,10 @@ class ScaleDecision:
     starting_capacity: int
     target: int
     next_check: float | None
+    slack: int = 0
+    """Free tickets (obsolete idle pods' excluded) plus starting capacity, minus the target,
+    before any create: how many more tickets could be taken, or waiters come, before R6
+    creates a pod. Negative when pods are (or would be, but for pods.max) created."""
 
     @property
     def desired_pods(self) -> int:
@@ -295,4 +303,5 @@ def decide(
         starting_capacity=starting_capacity,
         target=target,
         next_check=min(future) if future else None,
+        slack=-deficit,
     )

@@ -20,6 +20,7 @@ trace being replayed, Subjects): the pipeline subscribes to them without a sched
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -37,7 +38,7 @@ from rxkube.controllers._notices import event_commands
 from rxkube.controllers._plan import AppNotice, PlanInput, PlanOutput, serve_plan
 from rxkube.controllers._pods import PodUpdate, ServerList, servers_by_app
 from rxkube.proxy import Change, LoadChanged
-from rxkube.streams import PostEvent, WatchEvent
+from rxkube.streams import LocalSubject, PostEvent, WatchEvent
 
 __all__ = ["TicketPipeline", "ticket_pipeline"]
 
@@ -65,6 +66,12 @@ class TicketPipeline:
         a hot input emitted meanwhile (an informer replaying its store) would be lost.
         """
         return CompositeDisposable(*(c.connect() for c in self._connectables))
+
+
+def _publish() -> Callable[[Observable[Any]], ConnectableObservable[Any]]:
+    """`ops.publish()` on a lock-free subject: the pipeline runs on one thread."""
+    subject: LocalSubject[Any] = LocalSubject()
+    return ops.multicast(subject=subject)
 
 
 def _is_lifecycle(effect: AppEffect) -> bool:
@@ -95,9 +102,9 @@ def ticket_pipeline(
       bind).
     """
     effects = deployment_metadata.pipe(
-        join_deployments(deployments), app_effects(defaults), ops.publish()
+        join_deployments(deployments), app_effects(defaults), _publish()
     )
-    pod_updates = pods.pipe(servers_by_app(), ops.publish())
+    pod_updates = pods.pipe(servers_by_app(), _publish())
     lifecycle = cast(Observable[PlanInput], effects.pipe(ops.filter(_is_lifecycle)))
     server_lists = cast(
         Observable[PlanInput], pod_updates.pipe(ops.filter(lambda u: isinstance(u, ServerList)))
@@ -106,7 +113,7 @@ def ticket_pipeline(
         Observable[PlanInput], loads.pipe(ops.filter(lambda c: isinstance(c, LoadChanged)))
     )
     plan = reactivex.merge(lifecycle, server_lists, load_changes).pipe(
-        serve_plan(scheduler, listen_host=listen_host, domain=domain), ops.publish()
+        serve_plan(scheduler, listen_host=listen_host, domain=domain), _publish()
     )
     reports: list[Observable[Any]] = [effects, pod_updates, plan]
     if notices is not None:

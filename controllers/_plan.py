@@ -214,7 +214,9 @@ class ServePlan:
             if app is None:
                 return out
             app.tickets = item.load.tickets
-            if app.draining and app.tickets == 0:
+            if not app.draining:
+                return out  # tickets matter only to a drain; the desired state is unchanged
+            if app.tickets == 0:
                 self._remove(name, "its last user left", out)
         else:
             name = item.app

@@ -67,7 +67,8 @@ PodUpdate: TypeAlias = ServerList | PodProblem
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # `type(...) is dict` first: an ABC isinstance check costs ten times as much.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _address(ip: str, port: int) -> str:

@@ -25,11 +25,12 @@ the Deployment's own, never ours to delete, even if their template copied the la
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, TypeAlias
+
+import orjson
 
 from rxkube.controllers._appspec import APP_LABEL, AppSpec
 from rxkube.controllers._autoscaler import (
@@ -48,11 +49,13 @@ __all__ = [
     "DeletePod",
     "K8STICKET_SCALED_LABEL",
     "PodCommand",
+    "PodFacts",
     "ReconcileState",
     "TEMPLATE_HASH_LABEL",
     "autoscale",
     "autoscaled_pods",
     "command_failed",
+    "pod_facts",
     "reconcile",
     "seeded_suffixes",
 ]
@@ -117,6 +120,8 @@ class ReconcileState:
     """No create is sent before this time (after a failure)."""
     create_timeout: float = 60.0
     delete_retry: float = 30.0
+    backoff_first: float = _BACKOFF_FIRST
+    backoff_max: float = _BACKOFF_MAX
 
 
 def seeded_suffixes(seed: int | str) -> Callable[[], str]:
@@ -135,31 +140,75 @@ def _text(mapping: Mapping[str, Any], key: str) -> str:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # `type(...) is dict` first: an ABC isinstance check costs ten times as much.
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
-def _is_ours(spec: AppSpec, pod: Mapping[str, Any]) -> bool:
+@dataclass(frozen=True, slots=True)
+class PodFacts:
+    """What the autoscaler reads of one pod, parsed once per pod event (`pod_facts`)."""
+
+    name: str
+    uid: str
+    namespace: str
+    app: str | None
+    """The app label's value."""
+    scaled: bool
+    """Labelled autoscaled (rxkube's label or k8sTicket's)."""
+    phase: PodPhase
+    ready: bool
+    template_hash: str | None
+    deleting: bool
+    controller: tuple[str, str, str] | None
+    """The controlling owner (kind, uid, name), if any."""
+
+    def is_ours(self, spec: AppSpec) -> bool:
+        """An autoscaled pod of the app `spec` describes (see the module docstring)."""
+        if self.app != spec.app or not self.scaled:
+            return False
+        if spec.namespace and self.namespace and self.namespace != spec.namespace:
+            return False
+        if self.controller is None:
+            return True
+        kind, uid, name = self.controller
+        if kind != "Deployment":
+            return False
+        if spec.deployment_uid and uid:
+            return uid == spec.deployment_uid
+        return name == spec.deployment
+
+
+def pod_facts(pod: Mapping[str, Any]) -> PodFacts:
+    """Parse what the autoscaler needs of a pod (camelCase JSON as decoded)."""
     metadata = _mapping(pod.get("metadata"))
+    status = _mapping(pod.get("status"))
     labels = _mapping(metadata.get("labels"))
-    if labels.get(APP_LABEL) != spec.app:
-        return False
-    if labels.get(AUTOSCALED_LABEL) != "true" and labels.get(K8STICKET_SCALED_LABEL) != "true":
-        return False
-    namespace = _text(metadata, "namespace")
-    if spec.namespace and namespace and namespace != spec.namespace:
-        return False
+    app = labels.get(APP_LABEL)
+    template = labels.get(TEMPLATE_HASH_LABEL)
+    controller = None
     owners = metadata.get("ownerReferences")
     for owner in owners if isinstance(owners, list) else ():
         owner = _mapping(owner)
-        if owner.get("controller") is not True:
-            continue
-        if owner.get("kind") != "Deployment":
-            return False
-        uid = _text(owner, "uid")
-        if spec.deployment_uid and uid:
-            return uid == spec.deployment_uid
-        return _text(owner, "name") == spec.deployment
-    return True
+        if owner.get("controller") is True:
+            controller = (_text(owner, "kind"), _text(owner, "uid"), _text(owner, "name"))
+            break
+    return PodFacts(
+        name=_text(metadata, "name"),
+        uid=_text(metadata, "uid"),
+        namespace=_text(metadata, "namespace"),
+        app=app if isinstance(app, str) else None,
+        scaled=labels.get(AUTOSCALED_LABEL) == "true"
+        or labels.get(K8STICKET_SCALED_LABEL) == "true",
+        phase=_PHASES.get(_text(status, "phase"), "Unknown"),
+        ready=_ready(status),
+        template_hash=template if isinstance(template, str) else None,
+        deleting=metadata.get("deletionTimestamp") is not None,
+        controller=controller,
+    )
+
+
+def _is_ours(spec: AppSpec, pod: Mapping[str, Any]) -> bool:
+    return pod_facts(pod).is_ours(spec)
 
 
 def _ready(status: Mapping[str, Any]) -> bool:
@@ -172,74 +221,92 @@ def _ready(status: Mapping[str, Any]) -> bool:
 
 
 def autoscaled_pods(
-    state: ReconcileState, spec: AppSpec, pods: Iterable[Mapping[str, Any]], *, now: float
+    state: ReconcileState,
+    spec: AppSpec,
+    pods: Iterable[Mapping[str, Any] | PodFacts],
+    *,
+    now: float,
 ) -> tuple[ReconcileState, tuple[AutoscaledPod, ...]]:
     """Select the app's autoscaled pods from the informer's view and update the expectations.
 
-    Returns the pods the decision should see: those in the view plus creates in flight.
+    `pods` are the informer's objects, or their `pod_facts` (parsed once per pod event, as
+    the autoscaler pipeline does). Returns the pods the decision should see: those in the
+    view plus creates in flight.
     """
     creating = dict(state.creating)
     deleting = dict(state.deleting)
+    known = state.first_seen
     first_seen: dict[str, float] = {}
     backoff = state.backoff
     seen: list[AutoscaledPod] = []
     names: set[str] = set()
     for pod in pods:
-        if not _is_ours(spec, pod):
+        facts = pod if isinstance(pod, PodFacts) else pod_facts(pod)
+        if not facts.is_ours(spec):
             continue
-        metadata = _mapping(pod.get("metadata"))
-        status = _mapping(pod.get("status"))
-        name, uid = _text(metadata, "name"), _text(metadata, "uid")
+        name, uid = facts.name, facts.uid
         if not name:
             continue
         names.add(name)
         if name in creating:
-            first_seen[uid] = creating.pop(name)
+            first = first_seen[uid] = creating.pop(name)
             backoff = 0.0  # a create went through: the API accepts them again
         else:
-            first_seen[uid] = state.first_seen.get(uid, now)
-        terminating = metadata.get("deletionTimestamp") is not None
-        if terminating:
+            first = first_seen[uid] = known.get(uid, now)
+        if facts.deleting:
             deleting.pop(uid, None)
-        phase = _text(status, "phase")
-        labels = _mapping(metadata.get("labels"))
-        template = labels.get(TEMPLATE_HASH_LABEL)
         seen.append(
             AutoscaledPod(
-                name=name,
-                uid=uid,
-                phase=_PHASES.get(phase, "Unknown"),
-                ready=_ready(status),
-                template_hash=template if isinstance(template, str) else None,
-                created_at=first_seen[uid],
-                deleting=terminating,
+                name, uid, facts.phase, facts.ready, facts.template_hash, first, facts.deleting
             )
         )
-    present = {p.uid for p in seen}
-    deleting = {uid: t for uid, t in deleting.items() if uid in present}
-    creating = {n: t for n, t in creating.items() if now - t < state.create_timeout}
-    in_flight = tuple(
-        AutoscaledPod(
-            name=name,
-            uid="",
-            phase="Pending",
-            ready=False,
-            template_hash=spec.template_hash,
-            created_at=sent,
-            observed=False,
-        )
-        for name, sent in sorted(creating.items())
-        if name not in names
+    if deleting:
+        deleting = {uid: t for uid, t in deleting.items() if uid in first_seen}
+    if creating:
+        creating = {n: t for n, t in creating.items() if now - t < state.create_timeout}
+        for name, sent in sorted(creating.items()):
+            if name not in names:
+                seen.append(
+                    AutoscaledPod(
+                        name, "", "Pending", False, spec.template_hash, sent, observed=False
+                    )
+                )
+    new_state = _evolve(state, creating, deleting, first_seen, backoff, state.not_before)
+    return new_state, tuple(seen)
+
+
+def _evolve(
+    state: ReconcileState,
+    creating: Mapping[str, float],
+    deleting: Mapping[str, float],
+    first_seen: Mapping[str, float],
+    backoff: float,
+    not_before: float,
+) -> ReconcileState:
+    # `dataclasses.replace` walks the fields by name; a step makes two of these.
+    return ReconcileState(
+        creating,
+        deleting,
+        first_seen,
+        backoff,
+        not_before,
+        state.create_timeout,
+        state.delete_retry,
+        state.backoff_first,
+        state.backoff_max,
     )
-    new_state = replace(
-        state, creating=creating, deleting=deleting, first_seen=first_seen, backoff=backoff
-    )
-    return new_state, tuple(seen) + in_flight
+
+
+def _json_copy(value: dict[str, Any]) -> dict[str, Any]:
+    copied: dict[str, Any] = orjson.loads(orjson.dumps(value))
+    return copied
 
 
 def pod_body(spec: AppSpec, name: str) -> dict[str, Any]:
     """A v1 Pod from a deep copy of the app's template, labelled and owned by the Deployment."""
-    template = copy.deepcopy(dict(spec.pod_template or {}))
+    # A deep copy through JSON: the template is JSON as decoded, and this is ~10x faster than
+    # copy.deepcopy (the what-if replays create thousands of pods).
+    template = _json_copy(dict(spec.pod_template or {}))
     metadata = _mapping(template.get("metadata"))
     labels = {k: v for k, v in _mapping(metadata.get("labels")).items() if isinstance(v, str)}
     # A ReplicaSet selects its pods by pod-template-hash: never let one adopt ours.
@@ -269,7 +336,7 @@ def pod_body(spec: AppSpec, name: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": meta,
-        "spec": copy.deepcopy(dict(_mapping(template.get("spec")))),
+        "spec": _mapping(template.get("spec")),
     }
 
 
@@ -308,7 +375,10 @@ def reconcile(
             taken.add(name)
             creating[name] = now
             commands.append(CreatePod(spec.namespace, name, spec.app, pod_body(spec, name)))
-    return replace(state, creating=creating, deleting=deleting), tuple(commands)
+    new_state = _evolve(
+        state, creating, deleting, state.first_seen, state.backoff, state.not_before
+    )
+    return new_state, tuple(commands)
 
 
 def _fresh_name(app: str, taken: set[str], new_suffix: Callable[[], str]) -> str:
@@ -326,7 +396,9 @@ def command_failed(state: ReconcileState, command: PodCommand, *, now: float) ->
     """
     if isinstance(command, CreatePod):
         creating = {n: t for n, t in state.creating.items() if n != command.name}
-        backoff = min(_BACKOFF_MAX, state.backoff * 2 if state.backoff else _BACKOFF_FIRST)
+        backoff = min(
+            state.backoff_max, state.backoff * 2 if state.backoff else state.backoff_first
+        )
         return replace(state, creating=creating, backoff=backoff, not_before=now + backoff)
     # Keep the expectation, restarted now: the delete is sent again after `delete_retry`,
     # so a refusing API (403) is retried at that pace rather than on every step.
@@ -348,7 +420,7 @@ def autoscale(
     state: ReconcileState,
     spec: AppSpec,
     load: LoadSummary,
-    pods: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any] | PodFacts],
     *,
     now: float,
     new_suffix: Callable[[], str],

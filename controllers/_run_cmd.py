@@ -11,8 +11,11 @@ Then it drains for at most `--drain-deadline` and exits 0.
 lease of `--lease-duration`. Every replica serves users from one ticket table: the leader keeps
 it and serves it to the others on `--authority-listen` (default 0.0.0.0:9091 in a pod, where
 $POD_IP says where the others reach it; else the --listen host, port 9091), authenticated
-with the ticket key, which is required then. Only the leader posts Events (and, with issue 8,
-runs the autoscaler). See `_replication.py`.
+with the ticket key, which is required then. Only the leader posts Events and runs the
+autoscaler. See `_replication.py`.
+
+`--record FILE` writes a trace of what the controllers see (the informers' watches, the
+proxy's ticket events, the autoscaler's commands) for `rxkube replay`.
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ async def _serve(args: argparse.Namespace, keys: list[bytes], election: LeasePol
                 metrics_listen=metrics,
                 admin_listen=admin,
                 shutdown_grace=args.drain_deadline,
+                record=getattr(args, "record", None),
             ) as controller,
             trio.open_nursery() as nursery,
         ):

@@ -20,6 +20,13 @@ edges (marked *) do the I/O::
     problems, PodProblem, AppNotice, applier notices --> event_commands --> *Events sink
     effects, pod problems, proxy changes ---------------------------------> *metrics (registry)
 
+The autoscaler (issue 8; `_scaling.py`): the plan's apps, the pod informer, the proxy's changes,
+the pod sink's outcomes and the leader election feed the `autoscaler` operator; its steps'
+commands go to the pod sink (`open_pod_sink`, or one passed in), its numbers to the metrics.
+Only the leader steps. `record=` writes a trace of what the pipelines saw: the three informers,
+the proxy's ticket events (`tickets/<namespace>`) and the autoscaler's commands and failures
+(`autoscaler/<namespace>`), which `replay_trace` replays.
+
 The applier keeps only the latest desired state per app and applies it in a task of its own
 (`set_app` binds sockets, so it is async), so a burst of pod events coalesces and its queue is
 bounded by the number of apps. An own port that cannot be bound (taken, or still held by a
@@ -41,15 +48,18 @@ import math
 import random
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Final
+from pathlib import Path
+from typing import Any, Final, Literal
 
+import reactivex
 import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from reactivex import Observable
+from reactivex import operators as ops
 from reactivex.abc import DisposableBase
 from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
@@ -65,13 +75,32 @@ from rxkube.controllers._apps import (
     DeploymentRef,
 )
 from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL, AppSpec, ParserDefaults
+from rxkube.controllers._demand import (
+    autoscaler_stream,
+    command_record,
+    failure_record,
+    ticket_record,
+    tickets_stream,
+)
 from rxkube.controllers._endpoints import serve_endpoints
 from rxkube.controllers._logs import fields
 from rxkube.controllers._metrics import AppMetrics
 from rxkube.controllers._pipeline import ticket_pipeline
 from rxkube.controllers._plan import AppNotice, PlanOutput, ProxyApp
+from rxkube.controllers._pod_sink import PodSink, PodSinkStatistics, open_pod_sink
 from rxkube.controllers._pods import PodProblem, PodUpdate
+from rxkube.controllers._reconcile import CreatePod, seeded_suffixes
 from rxkube.controllers._replication import Replication, open_replication
+from rxkube.controllers._scaling import (
+    AuthoritySnapshot,
+    AutoscalerInput,
+    AutoscalerSettings,
+    LeaderChanged,
+    PodCommandApplied,
+    PodOutcome,
+    ScaleStep,
+    autoscaler,
+)
 from rxkube.controllers._status import StatusBoard, StatusSnapshot
 from rxkube.proxy import (
     Change,
@@ -95,10 +124,14 @@ from rxkube.streams import (
     LeasePolicy,
     ObjectReference,
     PostEvent,
+    TraceWriter,
     TrioScheduler,
     WatchPolicy,
     open_event_sink,
     open_informer,
+    open_trace_writer,
+    stream_id,
+    stream_spec,
 )
 
 __all__ = [
@@ -109,6 +142,7 @@ __all__ = [
 ]
 
 log: Final = logging.getLogger("rxkube.controllers.runner")
+_AUTOSCALING: Final = AutoscalerSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +157,11 @@ class AppStatus:
     routing: str
     own_port: int | None
     """The own listener's bound port, None when the app has none (or it could not be bound)."""
+    autoscaled_starting: int = 0
+    """Autoscaled pods created (or being created) that are not ready servers yet."""
+    autoscaled_ready: int = 0
+    """Autoscaled pods that are ready servers."""
+    autoscaled_terminating: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +179,10 @@ class ControllerStatistics:
     """Configuration errors found (Deployments and pods) since the start."""
     apply_errors: int
     """Desired states the proxy could not take as asked (own ports not bound)."""
+    scale_actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    """Pod commands by (direction "up"|"down", outcome "applied"|"failed"), all apps."""
+    pods: PodSinkStatistics | None = None
+    """The pod sink's statistics (None when the autoscaler is off)."""
 
 
 class _Applier:
@@ -270,6 +313,10 @@ class TicketController:
         domain: str | None,
         port_retry: float,
         election: LeaderElection | None = None,
+        pod_sink: PodSink | None = None,
+        autoscaling: AutoscalerSettings | None = None,
+        recorder: TraceWriter | None = None,
+        rng: random.Random | None = None,
         replication: Replication | None = None,
     ) -> None:
         self.namespace = namespace
@@ -284,6 +331,15 @@ class TicketController:
         self.domain = domain
         self.election = election
         """The leader election this replica takes part in (None: none, it leads alone)."""
+        self.pod_sink = pod_sink
+        """Where the autoscaler's pod commands go (None: the autoscaler is off)."""
+        self.autoscaling = autoscaling
+        self.recorder = recorder
+        """The trace being recorded (None: none)."""
+        self._rng = rng or random.Random()
+        self._steps: dict[str, ScaleStep] = {}
+        self._scale_steps: Subject[ScaleStep] = Subject()
+        self._scale_actions: dict[tuple[str, str], int] = {}
         self.replication = replication
         """The replicated ticket authority and its role (with leader election), else None."""
         self._applier = _Applier(self, port_retry)
@@ -322,6 +378,12 @@ class TicketController:
     def plan(self) -> Observable[PlanOutput]:
         """The serving plan's outputs, live (hot): desired proxy states and notices."""
         return self._plan
+
+    @property
+    def scale_steps(self) -> Observable[ScaleStep]:
+        """The autoscaler's steps, live (hot): each app's numbers and the commands sent. The
+        commands' outcomes are on `pod_sink.outcomes`."""
+        return self._scale_steps
 
     @property
     def apps(self) -> Mapping[str, AppSpec]:
@@ -396,6 +458,14 @@ class TicketController:
                 routing=desired.config.routing,
                 own_port=None if own is None else own[1],
             )
+            step = self._steps.get(name)
+            if step is not None:
+                apps[name] = replace(
+                    apps[name],
+                    autoscaled_starting=step.starting,
+                    autoscaled_ready=step.ready,
+                    autoscaled_terminating=step.terminating,
+                )
         return ControllerStatistics(
             ready=self.ready,
             draining=self._draining,
@@ -406,6 +476,8 @@ class TicketController:
             events=self.events.statistics(),
             config_errors=self._config_errors,
             apply_errors=self._applier.errors,
+            scale_actions=dict(self._scale_actions),
+            pods=None if self.pod_sink is None else self.pod_sink.statistics(),
         )
 
     def status(self) -> StatusSnapshot:
@@ -441,7 +513,36 @@ class TicketController:
         leader = (
             () if self.election is None else (self.election.changes.subscribe(self._on_leader),)
         )
+        scaling: list[DisposableBase] = []
+        if self.pod_sink is not None:
+            proxy_apps = pipeline.plan.pipe(ops.filter(lambda o: isinstance(o, ProxyApp)))
+            sources: list[Observable[Any]] = [
+                proxy_apps,
+                self.informers["pods"].events,
+                self.proxy.changes,
+                self.pod_sink.outcomes,
+            ]
+            if self.election is not None:
+                sources.append(self.election.changes.pipe(ops.flat_map(self._leading)))
+            inputs: Observable[AutoscalerInput] = reactivex.merge(*sources)
+            steps = inputs.pipe(
+                autoscaler(
+                    self.scheduler,
+                    settings=self.autoscaling,
+                    new_suffix=self._suffixes,
+                    leader=self.election is None,
+                )
+            )
+            scaling = [
+                self.pod_sink.outcomes.subscribe(self._on_outcome),
+                steps.subscribe(self._on_step, self._on_autoscaler_error),
+            ]
+        recording: list[DisposableBase] = []
+        if self.recorder is not None:
+            recording.append(self.proxy.changes.subscribe(self._record_change))
         self._subscription = CompositeDisposable(
+            *recording,
+            *scaling,
             pipeline.plan.subscribe(self._on_plan),
             pipeline.plan.subscribe(self._plan),
             pipeline.effects.subscribe(self._on_effect),
@@ -454,6 +555,62 @@ class TicketController:
             *(informer.events.subscribe(self._touch) for informer in self.informers.values()),
             pipeline.connect(),
         )
+
+    def _leading(self, leads: bool) -> Observable[AutoscalerInput]:
+        inputs: list[AutoscalerInput] = [LeaderChanged(leads)]
+        if leads:
+            # The table this replica leads now: its apps were configured while it followed.
+            inputs.append(AuthoritySnapshot(tuple(self.proxy.authority.snapshot())))
+        return reactivex.from_iterable(inputs)
+
+    def _suffixes(self, app: str) -> Callable[[], str]:
+        return seeded_suffixes(self._rng.getrandbits(64))
+
+    def _on_step(self, step: ScaleStep) -> None:
+        self._touch()
+        sink = self.pod_sink
+        assert sink is not None
+        for command in step.commands:
+            if self.recorder is not None:
+                self.recorder.write(command_record(command, autoscaler_stream(self.namespace)))
+            sink.on_next(command)
+        if step.commands and step.decision is not None:
+            log.info(
+                "scaling: %s",
+                step.decision.summary,
+                extra=fields(app=step.app, users=step.users, waiting=step.waiting),
+            )
+        if step.decision is None:
+            self._steps.pop(step.app, None)
+        else:
+            self._steps[step.app] = step
+            if step.app in self.proxy.apps:
+                self.metrics.set_autoscaled_pods(step.app, starting=step.starting, ready=step.ready)
+        self._scale_steps.on_next(step)
+
+    def _on_outcome(self, outcome: PodOutcome) -> None:
+        self._touch()
+        command = outcome.command
+        direction: Literal["up", "down"] = "up" if isinstance(command, CreatePod) else "down"
+        result: Literal["applied", "failed"] = (
+            "applied" if isinstance(outcome, PodCommandApplied) else "failed"
+        )
+        key = (direction, result)
+        self._scale_actions[key] = self._scale_actions.get(key, 0) + 1
+        if command.app in self.proxy.apps:
+            self.metrics.scale_action(command.app, direction=direction, outcome=result)
+        if self.recorder is not None and not isinstance(outcome, PodCommandApplied):
+            self.recorder.write(failure_record(outcome, autoscaler_stream(self.namespace)))
+
+    def _on_autoscaler_error(self, error: Exception) -> None:
+        # A bug, not an API error (those are outcomes): say so loudly; serving goes on.
+        log.error("the autoscaler stopped", exc_info=error)
+
+    def _record_change(self, change: Change) -> None:
+        assert self.recorder is not None
+        record = ticket_record(change, tickets_stream(self.namespace))
+        if record is not None:
+            self.recorder.write(record)
 
     def _post(self, event: PostEvent) -> None:
         # Followers see the same problems: only the leader tells, so each is posted once.
@@ -597,6 +754,21 @@ def _deployment_ref(spec: AppSpec) -> DeploymentRef:
     return DeploymentRef(spec.namespace, spec.deployment, spec.deployment_uid)
 
 
+class _ProxyMetrics:
+    """The proxy's observer: request latency and upstream failures into the app's metrics."""
+
+    def __init__(self, controller: TicketController) -> None:
+        self._controller = controller
+
+    def request_done(self, app: str, seconds: float) -> None:
+        if app in self._controller.proxy.apps:
+            self._controller.metrics.proxy_request(app, seconds=seconds)
+
+    def upstream_failed(self, app: str, reason: str) -> None:
+        if app in self._controller.proxy.apps:
+            self._controller.metrics.upstream_error(app, reason=reason)
+
+
 class _ControllerCollector(Collector):
     """The proxy's, the watches' and the Events sink's counters, read at scrape time."""
 
@@ -703,6 +875,9 @@ async def open_ticket_controller(
     watch_policy: WatchPolicy | None = None,
     port_retry: float = 30.0,
     rng: random.Random | None = None,
+    autoscaling: AutoscalerSettings | None = _AUTOSCALING,
+    pod_sink: PodSink | None = None,
+    record: str | Path | None = None,
 ) -> AsyncIterator[TicketController]:
     """Watch `namespace` and serve its annotated Deployments through a ticket proxy.
 
@@ -738,6 +913,11 @@ async def open_ticket_controller(
     - `shutdown_grace`: on leaving, how long open requests may finish (default: the proxy
       config's `shutdown_grace`).
     - `watch_policy`: the watches' timings (tests shorten them).
+    - `autoscaling`: the autoscaler's retry settings; None turns the autoscaler off (no pod is
+      created or deleted). Only the leader scales.
+    - `pod_sink`: where pod commands go (default: `open_pod_sink(client)`).
+    - `record`: write a trace of what the pipelines see to this file (`.gz`: compressed),
+      for `replay_trace` / `rxkube replay`.
     """
     config = proxy_config or ProxyConfig()
     if domain is not None:
@@ -751,6 +931,35 @@ async def open_ticket_controller(
     async with trio.open_nursery() as nursery:
         try:
             async with AsyncExitStack() as stack:
+                scheduler = TrioScheduler(nursery)
+                recorder: TraceWriter | None = None
+                if record is not None:
+                    watched = [
+                        (DEPLOYMENTS, None, True),
+                        (DEPLOYMENTS, f"{OPT_IN_LABEL}=true", False),
+                        (PODS, APP_LABEL, False),
+                    ]
+                    streams: dict[str, Mapping[str, Any]] = {
+                        stream_id(
+                            resource, namespace=namespace, label_selector=sel, metadata_only=meta
+                        ): stream_spec(
+                            resource, namespace=namespace, label_selector=sel, metadata_only=meta
+                        )
+                        for resource, sel, meta in watched
+                    }
+                    streams[tickets_stream(namespace)] = {"kind": "tickets", "namespace": namespace}
+                    streams[autoscaler_stream(namespace)] = {
+                        "kind": "autoscaler",
+                        "namespace": namespace,
+                    }
+                    recorder = stack.enter_context(
+                        open_trace_writer(
+                            record,
+                            streams=streams,
+                            scheduler=scheduler,
+                            source=f"rxkube run, namespace {namespace}",
+                        )
+                    )
                 informers: dict[str, Informer] = {
                     "deployment-metadata": await stack.enter_async_context(
                         open_informer(
@@ -760,6 +969,7 @@ async def open_ticket_controller(
                             metadata_only=True,
                             policy=policy,
                             rng=rng,
+                            record=recorder,
                         )
                     ),
                     "deployments": await stack.enter_async_context(
@@ -770,6 +980,7 @@ async def open_ticket_controller(
                             label_selector=f"{OPT_IN_LABEL}=true",
                             policy=policy,
                             rng=rng,
+                            record=recorder,
                         )
                     ),
                     "pods": await stack.enter_async_context(
@@ -780,6 +991,7 @@ async def open_ticket_controller(
                             label_selector=APP_LABEL,
                             policy=policy,
                             rng=rng,
+                            record=recorder,
                         )
                     ),
                 }
@@ -818,6 +1030,8 @@ async def open_ticket_controller(
                         authority=None if replication is None else replication.authority,
                     )
                 )
+                if autoscaling is not None and pod_sink is None:
+                    pod_sink = await stack.enter_async_context(open_pod_sink(client))
                 metrics = AppMetrics(registry)
                 controller = TicketController(
                     namespace=namespace,
@@ -826,14 +1040,19 @@ async def open_ticket_controller(
                     events=sink,
                     registry=registry,
                     metrics=metrics,
-                    scheduler=TrioScheduler(nursery),
+                    scheduler=scheduler,
                     defaults=ParserDefaults(domain=config.domain),
                     listen_host=listen_host,
                     domain=config.domain,
                     port_retry=port_retry,
                     election=election,
+                    pod_sink=pod_sink if autoscaling is not None else None,
+                    autoscaling=autoscaling,
+                    recorder=recorder,
+                    rng=rng,
                     replication=replication,
                 )
+                proxy.observer = _ProxyMetrics(controller)
                 stack.callback(
                     controller.board.attach(
                         changes=proxy.changes,

@@ -332,6 +332,17 @@ def builtin_resources() -> list[ResourceType]:
             short_names=("netpol",),
             generation=True,
         ),
+        # deploy/ ships a PodDisruptionBudget for rxkube itself (issue 12): `kubectl apply -k`.
+        ResourceType(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            True,
+            short_names=("pdb",),
+            generation=True,
+            status_subresource=True,
+        ),
         ResourceType(*rbac, "roles", "Role", True),
         ResourceType(*rbac, "rolebindings", "RoleBinding", True),
         ResourceType(*rbac, "clusterroles", "ClusterRole", False),

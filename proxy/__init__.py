@@ -19,6 +19,7 @@ Embedding (everything runs in a nursery the block owns; leaving it shuts down gr
         proxy.changes.subscribe(on_change)     # TicketIssued, TicketReleased, WaiterQueued,
                                                # WaiterLeft, ServerChanged, LoadChanged(AppLoad)
         proxy.statistics()                     # ProxyStatistics(apps={name: AppStatistics})
+        proxy.observer = metrics               # a ProxyObserver: latency, upstream failures
         await proxy.remove_app("lab")
 
 - `AppConfig`: name (DNS label), routing "path" (`/<name>/...`) or "host" (`<name>.<domain>`),
@@ -61,7 +62,7 @@ from rxkube.proxy._replica import (
     ReplicatedTicketAuthority,
     open_replicated_authority,
 )
-from rxkube.proxy._server import TicketProxy, open_ticket_proxy
+from rxkube.proxy._server import ProxyObserver, TicketProxy, open_ticket_proxy
 from rxkube.proxy._table import (
     AppAdded,
     AppLoad,
@@ -118,6 +119,7 @@ __all__ = [
     "LocalTicketAuthority",
     "ProxyConfig",
     "ProxyLimits",
+    "ProxyObserver",
     "ProxyStatistics",
     "ReplicatedTicketAuthority",
     "ServerAdded",

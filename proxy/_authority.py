@@ -98,6 +98,11 @@ class TicketAuthority(Protocol):
         """The current load of every app."""
         ...
 
+    def snapshot(self) -> list[Change]:
+        """The changes that build the authority's current state from nothing (apps, servers,
+        tickets as `TicketRestored`, waiters): for a consumer of `changes` that starts late."""
+        ...
+
 
 class LocalTicketAuthority:
     """The authority of a single replica: the table in this process, a clock, a Subject."""
@@ -177,6 +182,9 @@ class LocalTicketAuthority:
     def loads(self) -> list[AppLoad]:
         now = self._clock()
         return [self._table.load(app, now) for app in self._table.apps]
+
+    def snapshot(self) -> list[Change]:
+        return self._table.snapshot(self._clock())
 
     def complete(self) -> None:
         """End the changes stream (the proxy calls it when it closes)."""

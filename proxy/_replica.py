@@ -408,6 +408,22 @@ class ReplicatedTicketAuthority:
             return local.loads()
         return list(self._loads.values())
 
+    def snapshot(self) -> list[Change]:
+        local = self._local
+        if local is not None:
+            return local.snapshot()
+        # A follower: its own apps and servers, the leader's tickets and queue (its copy).
+        now = self._clock()
+        out = self._table.snapshot(now)
+        for app in self._table.apps:
+            servers = set(self._table.servers(app))
+            for ticket, server in self._mirror.get(app, {}).items():
+                if server in servers:
+                    out.append(TicketRestored(app, ticket, server, now))
+            for position, client in enumerate(self._queue.get(app, {})):
+                out.append(WaiterQueued(app, client, position, now))
+        return out
+
     # -- internals: the table's configuration --------------------------------------------------
 
     def _remember(self, event: TableEvent) -> None:

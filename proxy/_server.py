@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import httptools
 import orjson
@@ -75,7 +75,7 @@ from rxkube.proxy._upstream import (
     send_all,
 )
 
-__all__ = ["TicketProxy", "open_ticket_proxy"]
+__all__ = ["ProxyObserver", "TicketProxy", "open_ticket_proxy"]
 
 _log = logging.getLogger("rxkube.proxy")
 
@@ -217,6 +217,21 @@ class _Listener:
         self.address = _sockname(sock)
 
 
+class ProxyObserver(Protocol):
+    """Told about every proxied exchange (metrics: the runner's latency histogram and upstream
+    error counter). Called on the proxy's hot path: do little, never block, never raise."""
+
+    def request_done(self, app: str, seconds: float) -> None:
+        """A backend answered: `seconds` from sending the request to its response head."""
+        ...
+
+    def upstream_failed(self, app: str, reason: str) -> None:
+        """A request to the app's backend failed (502/504): `reason` is `connect` (could not
+        connect or send), `send` (the body could not be sent), `response` (closed or broke
+        before a complete response head), or `timeout` (no answer in time)."""
+        ...
+
+
 class TicketProxy:
     """A running ticket proxy. Made by `open_ticket_proxy`; see the package docstring."""
 
@@ -253,6 +268,8 @@ class TicketProxy:
         self.now = trio.current_time()
         """Coarse clock for the upstream pools' idle times, advanced by `_sweeper`."""
         self._domain = (config.domain or "").lower().encode()
+        self.observer: ProxyObserver | None = None
+        """Told about every proxied exchange (set it, or pass `observer=` when opening)."""
 
     # -- the embedding API ---------------------------------------------------------------------
 
@@ -526,6 +543,7 @@ class _Connection:
         self.upstream: socket.socket | None = None
         self.frame_guard: FrameGuard | None = None
         self.exchange_app: _App | None = None
+        self.started = 0.0
         self.close_after = False
         self.eof = False
         self.trusted = _is_trusted(proxy.trusted, peer)
@@ -641,6 +659,9 @@ class _Connection:
             elif self.phase == _UPSTREAM:
                 if self.exchange_app is not None:
                     self.exchange_app.counters.upstream_errors += 1
+                    observer = self.proxy.observer
+                    if observer is not None:
+                        observer.upstream_failed(self.exchange_app.name, "timeout")
                 self._send_nowait(
                     pages.error_page(504, "The application did not answer in time.", close=True)
                 )
@@ -1130,6 +1151,7 @@ class _Connection:
         limits = self.proxy.limits
         self.phase = _UPSTREAM
         self.exchange_app = app
+        self.started = trio.current_time()
         self._deadline(limits.connect_timeout)
         for attempt in (0, 1):
             upstream = pool.checkout(self.proxy.now)
@@ -1142,7 +1164,7 @@ class _Connection:
             except (OSError, UpstreamError):
                 if reused and attempt == 0 and not has_body:
                     continue  # the backend closed an idle connection as we reused it
-                await self._bad_gateway(app)
+                await self._bad_gateway(app, "connect")
                 return
             if has_body:
                 self.phase = _BODY
@@ -1157,7 +1179,7 @@ class _Connection:
                 except (BrokenPipeError, ConnectionResetError) as error:
                     if error.__class__ is BrokenPipeError and self.eof:
                         raise
-                    await self._bad_gateway(app)
+                    await self._bad_gateway(app, "send")
                     return
                 self.phase = _UPSTREAM
             self._deadline(limits.upstream_timeout)
@@ -1167,17 +1189,23 @@ class _Connection:
                 )
             except _UpstreamBroke:
                 app.counters.upstream_errors += 1
+                observer = self.proxy.observer
+                if observer is not None:
+                    observer.upstream_failed(app.name, "response")
                 raise
             if result == "retry" and attempt == 0 and reused and not has_body:
                 close_socket(upstream)
                 self.upstream = None
                 continue
             if result == "retry":
-                await self._bad_gateway(app)
+                await self._bad_gateway(app, "response")
             return
 
-    async def _bad_gateway(self, app: _App) -> None:
+    async def _bad_gateway(self, app: _App, reason: str) -> None:
         app.counters.upstream_errors += 1
+        observer = self.proxy.observer
+        if observer is not None:
+            observer.upstream_failed(app.name, reason)
         if self.upstream is not None:
             close_socket(self.upstream)
             self.upstream = None
@@ -1218,6 +1246,9 @@ class _Connection:
                     await send_all(self.sock, buffer[: end + 4])  # 103 Early Hints and the like
                     buffer = buffer[end + 4 :]
                     continue
+                observer = self.proxy.observer
+                if observer is not None:
+                    observer.request_done(app.name, trio.current_time() - self.started)
                 break
             if len(buffer) > limits.max_header_bytes * 4:
                 return self._abort_upstream()
@@ -1445,15 +1476,18 @@ async def open_ticket_proxy(
     *,
     listen: Sequence[tuple[str, int]] = (("127.0.0.1", 0),),
     authority: TicketAuthority | None = None,
+    observer: ProxyObserver | None = None,
 ) -> AsyncIterator[TicketProxy]:
     """Run a ticket proxy in a nursery of its own for the duration of the block.
 
     On exit it stops accepting, lets open requests finish within `config.shutdown_grace`, then
     closes everything. `authority` defaults to a `LocalTicketAuthority` on `trio.current_time`.
+    `observer` is told about every proxied exchange (latency, upstream failures).
     """
     config = ProxyConfig() if config is None else config
     async with trio.open_nursery() as nursery:
         proxy = TicketProxy(config, nursery, authority)
+        proxy.observer = observer
         try:
             await proxy._listen(listen)
             nursery.start_soon(proxy._ticker)

@@ -712,6 +712,24 @@ class TicketTable:
         state = self._app(app)
         return [state.by_seq[seq].id for seq in state.queue]
 
+    def snapshot(self, now: float) -> list[Change]:
+        """The changes that build this table's current state from an empty one: per app,
+        `app-added`, each server `added`, each ticket `TicketRestored` (held already, not a new
+        user) and each waiter `WaiterQueued`, in the table's own orders. For a consumer that
+        starts reading `changes` late (a replica that starts to lead)."""
+        out: list[Change] = []
+        for state in self._apps.values():
+            name = state.name
+            out.append(ServerChanged(name, None, "app-added", True, 0, now))
+            for server in sorted(state.servers.values(), key=lambda s: s.order):
+                cap = state.capacity_of(server)
+                out.append(ServerChanged(name, server.ref, "added", server.ready, cap, now))
+                for ticket in server.tickets:
+                    out.append(TicketRestored(name, ticket, server.ref, now))
+            for position, seq in enumerate(state.queue):
+                out.append(WaiterQueued(name, state.by_seq[seq].id, position, now))
+        return out
+
     def held(self, app: str) -> int:
         return self._app(app).held
 

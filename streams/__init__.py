@@ -117,6 +117,7 @@ from rxkube.streams._store import (
     StoreStatistics,
     label_indexer,
 )
+from rxkube.streams._subject import LocalSubject
 from rxkube.streams._trace import (
     StreamEvent,
     Trace,
@@ -159,6 +160,7 @@ from rxkube.streams._types import (
     StatusDetails,
 )
 from rxkube.streams._version import __version__
+from rxkube.streams._virtual import ReplayScheduler
 from rxkube.streams._watch import (
     WatchCounters,
     WatchPolicy,
@@ -219,6 +221,7 @@ __all__ = [
     "LeaseHolder",
     "LeasePolicy",
     "ListPage",
+    "LocalSubject",
     "ManagedFieldsEntry",
     "NAMESPACES",
     "NETWORK_POLICIES",
@@ -247,6 +250,7 @@ __all__ = [
     "RateLimit",
     "RawObject",
     "RawTransform",
+    "ReplayScheduler",
     "Requirement",
     "Resource",
     "SECRETS",

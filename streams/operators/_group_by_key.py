@@ -7,7 +7,7 @@ from collections.abc import Callable
 from reactivex import GroupedObservable, Observable, abc
 from reactivex.subject import Subject
 
-from rxkube.streams import WatchEvent
+from rxkube.streams import LocalSubject, WatchEvent
 
 __all__ = ["group_by_key"]
 
@@ -79,7 +79,7 @@ def group_by_key(
                     return
                 subject = groups.get(group)
                 if subject is None:
-                    subject = groups[group] = Subject()
+                    subject = groups[group] = LocalSubject()
                     members[group] = {}
                     observer.on_next(GroupedObservable(group, subject))
                 members[group][obj] = None

@@ -1,9 +1,13 @@
 """End-to-end harness: the fake API server, real local pod backends, the ticket controller.
 
-Pods are created through the fake's store with the status a kubelet would write (Running,
-Ready, a pod IP), and each gets a real HTTP/WebSocket backend on its own loopback address
-(127.x.y.z), as the simulated kubelet will do. Everything else goes through the real code: the
-client over loopback, the informers, the pipelines, the proxy, the Events sink.
+Two kinds of pods. `open_cluster(simulate=SimSettings(...))` runs the fake's simulated cluster:
+Deployments roll out to pods, and a kubelet runs every pod (the Deployment's and the
+autoscaler's) as a real HTTP/WebSocket backend on its own loopback address, Ready after the
+configured delays. Without `simulate`, tests make pods by hand (`add_pod`): created through the
+fake's store with the status a kubelet would write (Running, Ready, a pod IP), each with a real
+backend on its own loopback address (127.x.y.z). Everything else goes through the real code:
+the client over loopback, the informers, the pipelines, the autoscaler, the pod sink, the proxy,
+the Events sink.
 
 Waiting is on conditions (`controller.wait_until`), never on sleeps; every wait has a deadline.
 """
@@ -28,7 +32,7 @@ from rxkube.controllers import (
     TicketController,
     open_ticket_controller,
 )
-from rxkube.fakes import FakeApiServer, open_fake_apiserver
+from rxkube.fakes import FakeApiServer, SimSettings, open_fake_apiserver
 from rxkube.proxy import ProxyConfig
 from rxkube.streams import KubeClient, WatchPolicy, load_kubeconfig, open_client
 from tests.integration.proxy.backend import Backend
@@ -96,6 +100,21 @@ def deployment(
     }
 
 
+SIM = SimSettings(
+    schedule_delay=0.005, start_delay=0.02, ready_delay=0.005, terminate_delay=0.005, events=False
+)
+"""A fast simulated cluster for `open_cluster(simulate=SIM)`."""
+
+
+def with_pods(manifest: dict[str, Any], *, replicas: int, port: int = 8080) -> dict[str, Any]:
+    """The Deployment with `replicas` pods whose containers serve `port` (the simulated
+    kubelet runs a backend on each declared container port)."""
+    manifest["spec"]["replicas"] = replicas
+    for container in manifest["spec"]["template"]["spec"]["containers"]:
+        container["ports"] = [{"containerPort": port}]
+    return manifest
+
+
 @dataclass
 class Reply:
     status: int
@@ -130,7 +149,8 @@ class User:
         if response.status_code == 200 and response.headers.get("content-type") == (
             "application/json"
         ):
-            backend = response.json().get("backend")
+            data = response.json()
+            backend = data.get("backend") or data.get("pod")  # our backends, the simulation's
         return Reply(response.status_code, backend, response.text)
 
 
@@ -239,6 +259,13 @@ class Cluster:
         if scope is not None:
             scope.cancel()
 
+    def pod_names(self, app: str) -> list[str]:
+        """The app's pods in the fake's store (the Deployment's and any other), by name."""
+        pods = self.server.store.list(
+            "pods", self.namespace, label_selector=f"{APP_LABEL}={app}"
+        ).objects()
+        return sorted(str(p["metadata"]["name"]) for p in pods)
+
     def events(self, kind: str, name: str) -> list[dict[str, Any]]:
         return [
             e
@@ -291,11 +318,14 @@ async def open_cluster(
     *,
     namespace: str = NAMESPACE,
     before: Callable[[FakeApiServer], object] | None = None,
+    simulate: SimSettings | None = None,
     **controller_options: Any,
 ) -> AsyncIterator[Cluster]:
     """The fake API server, a namespace, and a ticket controller watching it (`before` runs
-    on the fake before the controller starts, e.g. to inject faults)."""
-    async with open_fake_apiserver(bookmark_interval=1.0) as server:
+    on the fake before the controller starts, e.g. to inject faults; `simulate` runs the
+    simulated cluster)."""
+    sim: bool | SimSettings = simulate if simulate is not None else False
+    async with open_fake_apiserver(bookmark_interval=1.0, simulate=sim) as server:
         server.store.create("namespaces", {"metadata": {"name": namespace}})
         if before is not None:
             before(server)

@@ -11,11 +11,13 @@ import pytest
 import trio
 
 from tests.integration.controllers.conftest import (
+    SIM,
     Cluster,
     User,
     deployment,
     loopback,
     open_cluster,
+    with_pods,
 )
 
 
@@ -24,19 +26,22 @@ async def ready_servers(c: Cluster, app: str, count: int) -> None:
 
 
 async def test_served_on_the_shared_listener_and_on_its_own_port() -> None:
-    async with open_cluster() as c:
+    # The simulated cluster rolls the Deployment out to two pods with real backends; pods.max
+    # 0 keeps the autoscaler out of it (two pods, two users).
+    async with open_cluster(simulate=SIM) as c:
         await c.controller.wait_ready()
-        c.apply(deployment("lab", port="9001", tickets_max="1"))
-        await c.add_pod("lab", "lab-1")
-        await c.add_pod("lab", "lab-2")
+        manifest = deployment("lab", port="9001", tickets_max="1", pods_max="0")
+        c.apply(with_pods(manifest, replicas=2))
         await ready_servers(c, "lab", 2)
         assert c.controller.app_address("lab") == (c.proxy_host, 9001)
+        pods = c.pod_names("lab")
+        assert len(pods) == 2
 
         alice, bob, carol = User(), User(), User()
         first = await alice.get(c.url + "/lab/echo")
         second = await bob.get(c.own_url("lab") + "/echo")
         assert (first.status, second.status) == (200, 200)
-        assert {first.backend, second.backend} == {"lab-1", "lab-2"}  # one user per pod
+        assert {first.backend, second.backend} == set(pods)  # one user per pod
         assert "rxkube-ticket-lab" in alice.cookies
         # Both pods are full: the third user waits (503 waiting room), the others go on.
         assert (await carol.get(c.url + "/lab/")).status == 503

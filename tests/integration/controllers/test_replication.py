@@ -83,7 +83,8 @@ class Users:
 
 
 def app_deployment() -> dict[str, Any]:
-    manifest = deployment("lab", tickets_max=str(TICKETS_MAX))
+    # pods.max 0: the Deployment's own pods only (the autoscaler would add capacity).
+    manifest = deployment("lab", tickets_max=str(TICKETS_MAX), pods_max="0")
     manifest["spec"]["replicas"] = PODS
     container = manifest["spec"]["template"]["spec"]["containers"][0]
     container["ports"] = [{"containerPort": 8080}]

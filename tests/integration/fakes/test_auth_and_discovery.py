@@ -142,6 +142,7 @@ async def test_legacy_discovery(client: httpx.AsyncClient) -> None:
     assert names == [
         "apps",
         "networking.k8s.io",
+        "policy",
         "rbac.authorization.k8s.io",
         "coordination.k8s.io",
         "apiextensions.k8s.io",

@@ -235,7 +235,10 @@ async def test_exhausting_spare_tickets_creates_pods_that_become_servers() -> No
 
 async def test_waiting_users_cause_scale_up() -> None:
     async with cluster() as c:
-        await serve_when_running(c, app(tickets_spare="0", pods_max="2", pods_cooldown="1h"))
+        # Alice keeps her seat (no idle release): else Bob may get it before the new pod is
+        # ready (300 ms against ~0.25 s of pod start), and is served by the old pod.
+        manifest = app(tickets_spare="0", pods_max="2", pods_cooldown="1h", idle_timeout="1h")
+        await serve_when_running(c, manifest)
         alice, bob = User(), User()
         assert (await alice.get(c.url + "/lab/echo")).status == 200
         assert names(c) == []  # spare 0: a full app alone creates nothing

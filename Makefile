@@ -52,8 +52,10 @@ integration: install browser
 chaos: install
 	timeout $(BUDGET_CHAOS) $(PYTEST) -q tests/chaos
 
+# Executes each notebook in a Jupyter kernel (nbclient) and checks its plots are in the output
+# and in the committed copy (tests/notebooks/test_notebooks.py says how to refresh those).
 notebooks: install
-	timeout $(BUDGET_NOTEBOOKS) $(PYTEST) -q -p no:trio -W "ignore:Unknown config option:pytest.PytestConfigWarning" --nbmake notebooks
+	timeout $(BUDGET_NOTEBOOKS) $(PYTEST) -q -p no:trio -W "ignore:Unknown config option:pytest.PytestConfigWarning" tests/notebooks
 
 test: lint unit integration chaos notebooks
 

@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_epilog(
             "rxkube demo --users 30 --duration 60",
             "rxkube run --namespace lab --listen 0.0.0.0:8080 --metrics 0.0.0.0:9090",
+            "rxkube replay run.jsonl.gz --set '*.tickets.spare=4'",
             "rxkube fake-apiserver --listen 127.0.0.1:8080 --kubeconfig-out /tmp/kubeconfig",
             "rxkube COMMAND --help",
         ),
@@ -448,6 +449,52 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"], default="text")
     run.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     run.set_defaults(handler=_run_cmd.run_controller)
+    from rxkube.controllers._record_cmd import run_record
+
+    record = commands.add_parser(
+        "record",
+        help="record the streams the controllers watch, from any cluster, for replays",
+        description=(
+            "Record what the ticket controller watches in a namespace (its Deployments, "
+            "metadata and labelled, and the apps' pods, from the first list on) to a trace, "
+            "until --duration, Ctrl-C or SIGTERM. Works on any cluster kubectl can reach (read "
+            "access to deployments and pods is enough), e.g. the demo's. A progress line on "
+            "stderr shows events/s."
+        ),
+        epilog=_epilog(
+            "rxkube record --namespace lab --out lab.jsonl.gz --duration 1h",
+            "rxkube record --kubeconfig <the demo's kubeconfig> --namespace default "
+            "--out demo.jsonl.gz",
+            "rxkube replay lab.jsonl.gz",
+            notes=(
+                "Such a trace has no demand: users' tickets exist only inside a proxy, so they\n"
+                "are recorded by `rxkube run --record` and `rxkube demo --record` alone (the\n"
+                "stream tickets/<namespace>). `rxkube replay` of a trace without demand sees\n"
+                "every app and pod and no users: the autoscaler keeps spare tickets for nobody.\n"
+                "SIGTERM and --duration exit 0, Ctrl-C 130; the trace is complete either way."
+            ),
+        ),
+        formatter_class=raw,
+    )
+    record.add_argument("--namespace", help="namespace to record (default: the context's)")
+    record.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig (default: as kubectl)")
+    record.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    record.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the trace to write (.jsonl, or .jsonl.gz compressed)",
+    )
+    record.add_argument(
+        "--duration",
+        type=_positive_duration,
+        metavar="DURATION",
+        help="stop after this long, e.g. 90, 15m or 1h (default: until Ctrl-C)",
+    )
+    record.add_argument("--quiet", action="store_true", help="no progress line")
+    record.set_defaults(handler=run_record)
+
     from rxkube.controllers import _replay_cmd
     from rxkube.controllers._replay import OVERRIDABLE
 

@@ -6,8 +6,9 @@ starts a simulated cluster (the opener is passed in: library code never imports
 annotated Deployments through the real client, and runs `open_ticket_controller` against it
 over loopback, with the metrics and admin (status page) listeners on. `run_demo` adds what a
 person watches: the URLs, optional simulated users (`_users.py`), the live terminal view
-(`_demo_view.py`), an optional trace (`record`), and a clean stop after `duration`, on Ctrl-C
-(exit 130) or SIGTERM (exit 0).
+(`_demo_view.py`), an optional trace (`record`: the runner's own `record=`, so a demo trace
+holds exactly what `rxkube run --record` writes), and a clean stop after `duration`, on
+Ctrl-C (exit 130) or SIGTERM (exit 0).
 
 The example apps (`example_apps()`), both k8sTicket-annotated as a platform team would:
 
@@ -40,7 +41,6 @@ from prometheus_client import CollectorRegistry
 
 from rxkube.controllers._appspec import APP_LABEL, OPT_IN_LABEL
 from rxkube.controllers._demo_view import TerminalView
-from rxkube.controllers._record import controller_trace_streams, record_controller
 from rxkube.controllers._runner import TicketController, open_ticket_controller
 from rxkube.controllers._users import UserApp, UserStatistics, plan_visits, run_users
 from rxkube.proxy import ProxyConfig
@@ -50,10 +50,8 @@ from rxkube.streams import (
     KubeClient,
     NotFound,
     TraceWriter,
-    TrioScheduler,
     load_kubeconfig,
     open_client,
-    open_trace_writer,
 )
 
 # The demo's own machinery: not public API of rxkube.controllers.
@@ -211,7 +209,11 @@ class Demo:
     client: KubeClient
     controller: TicketController
     settings: DemoSettings
-    record: TraceWriter | None
+
+    @property
+    def record(self) -> TraceWriter | None:
+        """The trace being written (`settings.record`), None when not recording."""
+        return self.controller.recorder
 
     @property
     def proxy_url(self) -> str:
@@ -261,8 +263,6 @@ async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncI
             open_client(load_kubeconfig(cluster.kubeconfig_path))
         )
         await _apply(client, settings.namespace, settings.apps)
-        nursery = await stack.enter_async_context(trio.open_nursery())
-        stack.callback(nursery.cancel_scope.cancel)
         controller = await stack.enter_async_context(
             open_ticket_controller(
                 client,
@@ -273,20 +273,15 @@ async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncI
                 instance="rxkube-demo",
                 metrics_listen=settings.metrics,
                 admin_listen=settings.admin,
+                # The runner's own recording: a demo trace holds exactly what
+                # `rxkube run --record` writes (watches, demand, the autoscaler's commands).
+                record=settings.record,
+                record_source=(
+                    f"rxkube demo (seed {settings.seed}, {settings.users} users, "
+                    f"namespace {settings.namespace})"
+                ),
             )
         )
-        record = None
-        if settings.record is not None:
-            # Closed before the controller stops (the exit stack unwinds in reverse).
-            record = stack.enter_context(
-                open_trace_writer(
-                    settings.record,
-                    streams=controller_trace_streams(settings.namespace),
-                    scheduler=TrioScheduler(nursery),
-                    source=f"rxkube demo (seed {settings.seed}, {settings.users} users)",
-                )
-            )
-            stack.callback(record_controller(controller, record).dispose)
         await controller.wait_ready()
         names = {app.name for app in settings.apps}
         await controller.wait_until(
@@ -294,7 +289,7 @@ async def open_demo(settings: DemoSettings, open_cluster: OpenCluster) -> AsyncI
                 names <= set(stats.apps) and all(stats.apps[n].ready_servers >= 1 for n in names)
             )
         )
-        yield Demo(cluster, client, controller, settings, record)
+        yield Demo(cluster, client, controller, settings)
 
 
 async def _stop_on_signal(

@@ -3,8 +3,9 @@
 The argparse block lives in `_cli.py`; this module holds the work: load the trace, run
 `replay_trace` (a progress bar with events/s on stderr), print the summary table, say whether a
 plain replay made the recorded decisions, and write the timeline (`--timeline out.csv` or
-`out.jsonl`). Errors (a bad trace, a bad `--set`) are one line on stderr and exit code 1
-(2 for usage). Wall-clock time is read here only to show progress, never in a pipeline.
+`out.jsonl`). A trace without demand (from `rxkube record`) replays with no users, and says
+so. Errors (a bad trace, a bad `--set`) are one line on stderr and exit code 1 (2 for usage).
+Wall-clock time is read here only to show progress, never in a pipeline.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from rxkube.controllers._replay import ReplayMode, parse_overrides, replay_trace
-from rxkube.streams import TraceError, load_trace
+from rxkube.streams import Trace, TraceError, load_trace
 
 __all__: list[str] = []
 
@@ -50,6 +51,13 @@ class Progress:
         elif self.last_line:
             self.out.write(self.last_line + "\n")
         self.out.flush()
+
+
+def _has_demand(trace: Trace) -> bool:
+    return any(
+        spec.get("kind") == "tickets" or sid.startswith("tickets/")
+        for sid, spec in trace.header.streams.items()
+    )
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -93,6 +101,11 @@ def run_replay(args: argparse.Namespace) -> int:
         f"{args.trace}: {timeline.events:,} events over {hours:.2f} h, "
         f"{timeline.mode} replay" + (f" with {settings}" if settings else "")
     )
+    if not _has_demand(trace):
+        print(
+            "note: this trace has no demand (no tickets/<namespace> stream: `rxkube record` "
+            "writes the watches only): the replay sees the apps and pods, and no users"
+        )
     print(summary.table())
     match = timeline.matches_recording
     if match is not None:

@@ -124,6 +124,7 @@ from rxkube.streams import (
     LeasePolicy,
     ObjectReference,
     PostEvent,
+    Resource,
     TraceWriter,
     TrioScheduler,
     WatchPolicy,
@@ -143,6 +144,35 @@ __all__ = [
 
 log: Final = logging.getLogger("rxkube.controllers.runner")
 _AUTOSCALING: Final = AutoscalerSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class _Watch:
+    resource: Resource
+    label_selector: str | None = None
+    metadata_only: bool = False
+
+
+WATCHES: Final[Mapping[str, _Watch]] = {
+    "deployment-metadata": _Watch(DEPLOYMENTS, metadata_only=True),
+    "deployments": _Watch(DEPLOYMENTS, label_selector=f"{OPT_IN_LABEL}=true"),
+    "pods": _Watch(PODS, label_selector=APP_LABEL),
+}
+"""The controller's three informers, by role, in the order they are opened: what it watches
+of a namespace (and what `rxkube record` records)."""
+
+
+def watch_streams(namespace: str) -> dict[str, Mapping[str, Any]]:
+    """The trace streams (id -> spec) of the controller's watches of `namespace`."""
+    streams: dict[str, Mapping[str, Any]] = {}
+    for watched in WATCHES.values():
+        options: dict[str, Any] = {
+            "namespace": namespace,
+            "label_selector": watched.label_selector,
+            "metadata_only": watched.metadata_only,
+        }
+        streams[stream_id(watched.resource, **options)] = stream_spec(watched.resource, **options)
+    return streams
 
 
 @dataclass(frozen=True, slots=True)
@@ -607,10 +637,16 @@ class TicketController:
         log.error("the autoscaler stopped", exc_info=error)
 
     def _record_change(self, change: Change) -> None:
-        assert self.recorder is not None
+        recorder = self.recorder
+        assert recorder is not None
         record = ticket_record(change, tickets_stream(self.namespace))
-        if record is not None:
-            self.recorder.write(record)
+        if record is not None and not isinstance(change, LoadChanged):
+            # At the change's own time (the authority's clock is the scheduler's), not the
+            # time of writing: the tickets one tick releases share one time, and a replay
+            # must see them so (idle times order the autoscaler's deletions). Never before
+            # the previous record: a trace is in time order.
+            at = change.time - recorder.opened.timestamp()
+            recorder.write(record, t=max(at, recorder.last_t))
 
     def _post(self, event: PostEvent) -> None:
         # Followers see the same problems: only the leader tells, so each is posted once.
@@ -878,6 +914,7 @@ async def open_ticket_controller(
     autoscaling: AutoscalerSettings | None = _AUTOSCALING,
     pod_sink: PodSink | None = None,
     record: str | Path | None = None,
+    record_source: str | None = None,
 ) -> AsyncIterator[TicketController]:
     """Watch `namespace` and serve its annotated Deployments through a ticket proxy.
 
@@ -917,7 +954,9 @@ async def open_ticket_controller(
       created or deleted). Only the leader scales.
     - `pod_sink`: where pod commands go (default: `open_pod_sink(client)`).
     - `record`: write a trace of what the pipelines see to this file (`.gz`: compressed),
-      for `replay_trace` / `rxkube replay`.
+      for `replay_trace` / `rxkube replay`: the three watches, the proxy's ticket events
+      (`tickets/<namespace>`) and the autoscaler's commands (`autoscaler/<namespace>`).
+      `record_source` is the header's `source` (default: `rxkube run, namespace <ns>`).
     """
     config = proxy_config or ProxyConfig()
     if domain is not None:
@@ -934,19 +973,7 @@ async def open_ticket_controller(
                 scheduler = TrioScheduler(nursery)
                 recorder: TraceWriter | None = None
                 if record is not None:
-                    watched = [
-                        (DEPLOYMENTS, None, True),
-                        (DEPLOYMENTS, f"{OPT_IN_LABEL}=true", False),
-                        (PODS, APP_LABEL, False),
-                    ]
-                    streams: dict[str, Mapping[str, Any]] = {
-                        stream_id(
-                            resource, namespace=namespace, label_selector=sel, metadata_only=meta
-                        ): stream_spec(
-                            resource, namespace=namespace, label_selector=sel, metadata_only=meta
-                        )
-                        for resource, sel, meta in watched
-                    }
+                    streams = watch_streams(namespace)
                     streams[tickets_stream(namespace)] = {"kind": "tickets", "namespace": namespace}
                     streams[autoscaler_stream(namespace)] = {
                         "kind": "autoscaler",
@@ -957,44 +984,23 @@ async def open_ticket_controller(
                             record,
                             streams=streams,
                             scheduler=scheduler,
-                            source=f"rxkube run, namespace {namespace}",
+                            source=record_source or f"rxkube run, namespace {namespace}",
                         )
                     )
-                informers: dict[str, Informer] = {
-                    "deployment-metadata": await stack.enter_async_context(
+                informers: dict[str, Informer] = {}
+                for role, watched in WATCHES.items():
+                    informers[role] = await stack.enter_async_context(
                         open_informer(
                             client,
-                            DEPLOYMENTS,
+                            watched.resource,
                             namespace=namespace,
-                            metadata_only=True,
+                            label_selector=watched.label_selector,
+                            metadata_only=watched.metadata_only,
                             policy=policy,
                             rng=rng,
                             record=recorder,
                         )
-                    ),
-                    "deployments": await stack.enter_async_context(
-                        open_informer(
-                            client,
-                            DEPLOYMENTS,
-                            namespace=namespace,
-                            label_selector=f"{OPT_IN_LABEL}=true",
-                            policy=policy,
-                            rng=rng,
-                            record=recorder,
-                        )
-                    ),
-                    "pods": await stack.enter_async_context(
-                        open_informer(
-                            client,
-                            PODS,
-                            namespace=namespace,
-                            label_selector=APP_LABEL,
-                            policy=policy,
-                            rng=rng,
-                            record=recorder,
-                        )
-                    ),
-                }
+                    )
                 sink: EventSink = (
                     events
                     if events is not None

@@ -16,9 +16,14 @@ Start it in-process (trio)::
         server.api               # extension points, statistics()
 
 Options: `auth=True` (bearer tokens, 401 without one; `server.add_user(name, groups)` returns a
-token), `rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request),
+token; `server.add_service_account(namespace, name)` one for the service account),
+`rbac=True` (403 unless stored Roles/ClusterRoles and bindings allow the request),
 `bookmark_interval=` (seconds between bookmarks on an idle watch), `history_limit=` (events kept
 per resource before old resourceVersions get 410), `host=`, `port=`, `kubeconfig_path=`.
+What each user asked and whether it was allowed is counted in `server.api.access` (a Counter
+of `Access(user, verb, resource, allowed)`; also `statistics()["access"]`), e.g. to show that a
+Role grants exactly what a controller uses. kubectl sends no credentials to a plain-HTTP server
+(client-go reads a kubeconfig's user only for TLS), so with `auth=True` it gets 401.
 
 kubectl works against it with validation on (issue 6): `/openapi/v3` and `/openapi/v2` (JSON)
 documents, `fieldValidation=Strict|Warn|Ignore`, Table output for `kubectl get` (and `-w`),
@@ -114,7 +119,7 @@ from rxkube.fakes._http import AbortConnection, Request, Response, StreamRespons
 from rxkube.fakes._kubelet import SimAnnotations, SimContainer
 from rxkube.fakes._logs import ContainerLog
 from rxkube.fakes._patch import PatchRequest, PatchTypes
-from rxkube.fakes._rbac import UserInfo
+from rxkube.fakes._rbac import Access, UserInfo
 from rxkube.fakes._resources import Registry, ResourceType, Subresource, builtin_resources
 from rxkube.fakes._selectors import FieldSelector, LabelSelector
 from rxkube.fakes._server import (
@@ -142,6 +147,7 @@ from rxkube.fakes._transport import ApiTransport
 
 __all__ = [
     "AbortConnection",
+    "Access",
     "AdmissionRequest",
     "ApiServer",
     "ApiTransport",

@@ -29,6 +29,7 @@ import hashlib
 import logging
 import math
 import random as _random
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -40,7 +41,7 @@ import yaml
 from rxkube.fakes._errors import StatusCause, StatusError
 from rxkube.fakes._faults import Fault, FaultRule, Faults, RequestInfo
 from rxkube.fakes._http import AbortConnection, AnyResponse, Request, Response, StreamResponse
-from rxkube.fakes._rbac import Attributes, Authenticator, Authorizer, UserInfo
+from rxkube.fakes._rbac import Access, Attributes, Authenticator, Authorizer, UserInfo
 from rxkube.fakes._resources import ResourceType, Subresource
 from rxkube.fakes._store import DeleteOptions, Entry, Store, Watcher, WriteOptions
 
@@ -188,6 +189,9 @@ class ApiServer:
         self._open_watches: set[_OpenWatch] = set()
         self._watches_changed = trio.Event()
         self.requests: dict[str, int] = {}
+        self.access: Counter[Access] = Counter()
+        """Requests that reached authorization, per (user, verb, resource, allowed): what each
+        user did and was refused (e.g. to show a Role is exactly what a controller uses)."""
         self.events_sent = 0
         self.faults._drop_watches = self._drop_watches
         self.faults._expire_watches = self._expire_watches
@@ -253,6 +257,10 @@ class ApiServer:
             "events_sent": self.events_sent,
             "faults": self.faults.counts,
             "resource_version": self.store.resource_version,
+            "access": [
+                {**key._asdict(), "count": count}
+                for key, count in sorted(self.access.items(), key=lambda item: item[0])
+            ],
         }
 
     # -- immediate faults ------------------------------------------------------------------
@@ -320,7 +328,12 @@ class ApiServer:
             )
         else:
             attrs = Attributes(verb, path=request.path)
-        self.authorizer.check(user, attrs)
+        allowed = self.authorizer.allowed(user, attrs)
+        # Unknown paths share one key: a client probing paths must not grow the counter.
+        target = attrs.target if route is not None else "/(unknown path)"
+        self.access[Access(user.name, verb, target, allowed)] += 1
+        if not allowed:
+            raise self.authorizer.forbidden(user, attrs)
         if route is None:
             raise _not_found_path()
         if isinstance(route, str):

@@ -7,19 +7,20 @@ reads Roles, RoleBindings, ClusterRoles and ClusterRoleBindings from the store o
 request, as the real RBAC authorizer reads its informers. Members of `system:masters` are
 allowed everything (as on a real cluster). Discovery, /version and health paths are open to
 every authenticated user (the default `system:discovery` and `system:public-info-viewer`
-bindings). Pure: no I/O.
+bindings). `Access` is the key of the API server's per-user accounting of authorized
+requests. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from rxkube.fakes._errors import StatusError
 from rxkube.fakes._store import Store
 
-__all__ = ["UserInfo"]
+__all__ = ["Access", "UserInfo"]
 
 ANONYMOUS = "system:anonymous"
 MASTERS = "system:masters"
@@ -46,6 +47,18 @@ class UserInfo:
         return (*self.groups, "system:authenticated")
 
 
+class Access(NamedTuple):
+    """One kind of authorized request, as the API server's per-user accounting counts it
+    (`ApiServer.access`): who asked, the RBAC verb, what (`resource` as RBAC names it:
+    `pods`, `pods/log`, `leases.coordination.k8s.io`; a non-resource request's path, which
+    starts with `/`) and whether authorization allowed it (False: answered 403)."""
+
+    user: str
+    verb: str
+    resource: str
+    allowed: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Attributes:
     """What is being asked: the RBAC request attributes."""
@@ -61,6 +74,18 @@ class Attributes:
     @property
     def is_resource(self) -> bool:
         return bool(self.resource)
+
+    @property
+    def target(self) -> str:
+        """What is asked for, as RBAC names it: `pods/log`, `leases.coordination.k8s.io`, or
+        the path of a non-resource request."""
+        if not self.is_resource:
+            return self.path
+        resource = self.resource + (f"/{self.subresource}" if self.subresource else "")
+        if not self.group:
+            return resource
+        plural, _, sub = resource.partition("/")
+        return f"{plural}.{self.group}" + (f"/{sub}" if sub else "")
 
 
 class Authenticator:
@@ -181,17 +206,21 @@ class Authorizer:
 
     def check(self, user: UserInfo, attrs: Attributes) -> None:
         """Raise the real 403 when `user` may not do `attrs`."""
-        if self.allowed(user, attrs):
-            return
+        if not self.allowed(user, attrs):
+            raise self.forbidden(user, attrs)
+
+    @staticmethod
+    def forbidden(user: UserInfo, attrs: Attributes) -> StatusError:
+        """The real 403 for `user` asking `attrs`."""
         if not attrs.is_resource:
-            raise StatusError.forbidden(
+            return StatusError.forbidden(
                 "", "", "", f'User "{user.name}" cannot {attrs.verb} path "{attrs.path}"'
             )
         resource = attrs.resource + (f"/{attrs.subresource}" if attrs.subresource else "")
         where = (
             f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
         )
-        raise StatusError.forbidden(
+        return StatusError.forbidden(
             attrs.resource,
             attrs.group,
             attrs.name,

@@ -98,6 +98,7 @@ from rxkube.streams._resources import (
     VIRTUAL_SERVICES,
     Resource,
 )
+from rxkube.streams._run_trio import run_trio
 from rxkube.streams._scheduler import (
     SchedulerStatistics,
     TrioScheduler,
@@ -127,6 +128,7 @@ from rxkube.streams._trace import (
     TraceReader,
     TraceRecord,
     TraceWriter,
+    demo_trace_path,
     load_trace,
     open_trace,
     open_trace_writer,
@@ -295,6 +297,7 @@ __all__ = [
     "decode_meta",
     "decode_object",
     "decode_watch_line",
+    "demo_trace_path",
     "drop_managed_fields",
     "from_async_iterable",
     "label_indexer",
@@ -311,6 +314,7 @@ __all__ = [
     "open_trace_writer",
     "parse_selector",
     "replay",
+    "run_trio",
     "sample_trace_path",
     "stream_id",
     "stream_spec",

@@ -52,6 +52,7 @@ __all__ = [
     "TraceReader",
     "TraceRecord",
     "TraceWriter",
+    "demo_trace_path",
     "load_trace",
     "open_trace",
     "open_trace_writer",
@@ -169,6 +170,18 @@ class TraceWriter(abc.ObserverBase[TraceEvent]):
     def records(self) -> int:
         """How many records were written."""
         return self._records
+
+    @property
+    def opened(self) -> datetime:
+        """The scheduler's time when the writer was opened: every record's `t` counts from it
+        (so an event stamped with that scheduler's clock can be written at its own time)."""
+        return self._start
+
+    @property
+    def last_t(self) -> float:
+        """The `t` of the last record written (0 before the first): the next may not be
+        earlier."""
+        return self._last_t
 
     def write(self, event: TraceEvent, *, t: float | None = None) -> None:
         """Append one record (at the scheduler's time since start, unless `t` is given)."""
@@ -460,6 +473,20 @@ def sample_trace_path() -> Path:
     stream per app. Made by `bench/make_sample_trace.py`.
     """
     return Path(__file__).resolve().parent / "data" / "sample-trace.jsonl.gz"
+
+
+def demo_trace_path() -> Path:
+    """A trace recorded from `rxkube demo`, shipped with rxkube (the notebooks, the README's
+    tour, the tests).
+
+    `rxkube demo --users 40 --duration 120 --seed 1 --record ...`: two minutes of the demo's
+    namespace `default` as the ticket controller saw it, written by the runner's own
+    recording (what `rxkube run --record` writes): its three watches, the users' tickets
+    (`tickets/default`: issued, queued, released, left) and the autoscaler's commands
+    (`autoscaler/default`) while users arrive, wait, scale the apps up and leave, and idle
+    pods go. Made by `bench/make_demo_trace.py`; a plain replay makes the recorded decisions.
+    """
+    return Path(__file__).resolve().parent / "data" / "demo-trace.jsonl.gz"
 
 
 # -- replaying ----------------------------------------------------------------------------------

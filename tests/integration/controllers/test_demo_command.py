@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from rxkube.controllers import open_ticket_controller
+from rxkube.controllers import open_ticket_controller, replay_trace
 from rxkube.streams import StreamEvent, load_trace
 
 STARTUP = 45.0
@@ -185,8 +185,9 @@ AUTOSCALER = "autoscaling" in inspect.signature(open_ticket_controller).paramete
 @pytest.mark.skipif(
     not AUTOSCALER, reason="the autoscaler is not wired into open_ticket_controller yet (issue 8)"
 )
-async def test_users_arriving_then_leaving_scale_pods_up_then_down() -> None:
+async def test_users_arriving_then_leaving_scale_pods_up_then_down(tmp_path: Path) -> None:
     # The short version of bench/demo_autoscaling.py (30 users, 60 s): 8 users in 12 s.
+    trace = tmp_path / "demo.jsonl.gz"
     demo = await start_demo(
         "--duration=12",
         "--users=8",
@@ -194,6 +195,7 @@ async def test_users_arriving_then_leaving_scale_pods_up_then_down() -> None:
         "--pod-start-delay=0.5",
         "--cooldown=1",
         "--idle-timeout=1",
+        f"--record={trace}",
     )
     try:
         await demo.read_urls()
@@ -223,3 +225,13 @@ async def test_users_arriving_then_leaving_scale_pods_up_then_down() -> None:
     last = dict(finals)
     assert last == {"chat": "1/1 ready", "notebook": "1/1 ready"}, demo.out
     assert_nothing_left(demo.process)
+
+    # The runner recorded it (`rxkube run --record`'s contents): a plain replay makes the
+    # recorded decisions, the same on every run.
+    recorded = load_trace(trace)
+    assert list(recorded.header.streams)[-2:] == ["tickets/default", "autoscaler/default"]
+    assert recorded.header.source.startswith("rxkube demo (seed 2, 8 users")
+    replayed = replay_trace(recorded)
+    assert replayed.matches_recording is True, (replayed.commands, replayed.recorded)
+    assert len(replayed.commands) == 2 * len(ups)  # every pod created and deleted
+    assert replay_trace(recorded) == replayed

@@ -13,8 +13,7 @@ import httpx
 import orjson
 import trio
 
-from rxkube.controllers._record import controller_trace_streams, record_controller
-from rxkube.streams import StreamEvent, TrioScheduler, WatchEvent, load_trace, open_trace_writer
+from rxkube.streams import StreamEvent, WatchEvent, load_trace
 from tests.integration.controllers.conftest import (
     LIMIT,
     Cluster,
@@ -108,24 +107,26 @@ async def test_the_status_page_shows_apps_servers_users_queue_and_problems() -> 
 
 async def test_record_writes_the_watches_and_the_demand(tmp_path: Path) -> None:
     path = tmp_path / "trace.jsonl.gz"
-    async with trio.open_nursery() as nursery, open_cluster() as c:
-        with open_trace_writer(
-            path,
-            streams=controller_trace_streams("lab"),
-            scheduler=TrioScheduler(nursery),
-            source="test",
-        ) as writer:
-            recording = record_controller(c.controller, writer)
-            c.apply(deployment("lab", tickets_max="1", pods_max="0"))
-            await c.add_pod("lab", "lab-1")
-            await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
-            assert (await User().get(c.url + "/lab/echo")).status == 200
-            assert (await User().get(c.url + "/lab/")).status == 503
-            recording.dispose()
+    async with open_cluster(record=path, record_source="a test") as c:
+        c.apply(deployment("lab", tickets_max="1", pods_max="0"))
+        await c.add_pod("lab", "lab-1")
+        await c.wait(lambda s: "lab" in s.apps and s.apps["lab"].ready_servers == 1)
+        assert (await User().get(c.url + "/lab/echo")).status == 200
+        assert (await User().get(c.url + "/lab/")).status == 503
+        assert c.controller.recorder is not None
+        c.controller.recorder.flush()
     trace = load_trace(path)
-    assert set(trace.header.streams) == set(controller_trace_streams("lab"))
+    assert trace.header.source == "a test"
+    assert list(trace.header.streams) == [
+        "deployments.apps/lab?meta",
+        "deployments.apps/lab?labelSelector=ipb-halle.de%2Fk8sticket%3Dtrue",
+        "pods/lab?labelSelector=ipb-halle.de%2Fk8sticket.deployment.app.name",
+        "tickets/lab",
+        "autoscaler/lab",
+    ]
+    assert trace.header.streams["tickets/lab"] == {"kind": "tickets", "namespace": "lab"}
     streams = {record.event.stream for record in trace.records}
-    assert streams == set(trace.header.streams)
+    assert streams == set(trace.header.streams) - {"autoscaler/lab"}  # pods.max 0: no commands
     demand = [
         (e.type, e.data["app"], e.data.get("server"))
         for e in (r.event for r in trace.records)

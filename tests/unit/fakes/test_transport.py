@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import httpx
 import orjson
@@ -10,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from rxkube.fakes import ApiServer, ApiTransport, Fault, Store
+from rxkube.fakes import Access, ApiServer, ApiTransport, Fault, Store, UserInfo
 
 
 @pytest.fixture
@@ -68,3 +69,64 @@ async def test_faults_over_the_transport(
         assert trio.current_time() - start == 30.0
     assert api.faults.counts == {"drop": 1, "delay": 1}
     assert api.open_watches == 0
+
+
+async def test_access_is_counted_per_user_verb_resource_and_outcome() -> None:
+    """`api.access` counts what each user asked and whether RBAC allowed it (403 otherwise)."""
+    store = Store(now=lambda: 1_700_000_000.0, random=random.Random(1))
+    sa = UserInfo.service_account("apps", "rxkube")
+    api = ApiServer(store, tokens={"t-sa": sa, "t-bob": UserInfo("bob")}, rbac=True)
+    store.create("namespaces", {"metadata": {"name": "apps"}})
+    store.create(
+        "roles",
+        {
+            "metadata": {"name": "r"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get"]},
+            ],
+        },
+        namespace="apps",
+    )
+    store.create(
+        "rolebindings",
+        {
+            "metadata": {"name": "r"},
+            "subjects": [{"kind": "ServiceAccount", "name": "rxkube"}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        },
+        namespace="apps",
+    )
+    sa_headers = {"Authorization": "Bearer t-sa"}
+    async with httpx.AsyncClient(transport=ApiTransport(api), base_url="http://fake") as http:
+        pods = "/api/v1/namespaces/apps/pods"
+        assert (await http.get(pods, headers=sa_headers)).status_code == 200
+        assert (await http.get(pods, headers=sa_headers)).status_code == 200
+        assert (await http.get(pods + "/p/status", headers=sa_headers)).status_code == 403
+        lease = "/apis/coordination.k8s.io/v1/namespaces/apps/leases/rxkube"
+        assert (await http.get(lease, headers=sa_headers)).status_code == 404  # allowed
+        assert (await http.put(lease, headers=sa_headers, json={})).status_code == 403
+        assert (await http.get("/api", headers=sa_headers)).status_code == 200
+        for path in ("/nothing/here", "/or/there"):
+            assert (await http.get(path, headers=sa_headers)).status_code == 403
+        assert (await http.get(pods, headers={"Authorization": "Bearer t-bob"})).status_code == 403
+        assert (await http.get(pods)).status_code == 401  # no user: not counted
+    name = "system:serviceaccount:apps:rxkube"
+    assert api.access == Counter(
+        {
+            Access(name, "list", "pods", True): 2,
+            Access(name, "get", "pods/status", False): 1,
+            Access(name, "get", "leases.coordination.k8s.io", True): 1,
+            Access(name, "update", "leases.coordination.k8s.io", False): 1,
+            Access(name, "get", "/api", True): 1,
+            Access(name, "get", "/(unknown path)", False): 2,
+            Access("bob", "list", "pods", False): 1,
+        }
+    )
+    assert api.statistics()["access"][0] == {
+        "user": "bob",
+        "verb": "list",
+        "resource": "pods",
+        "allowed": False,
+        "count": 1,
+    }

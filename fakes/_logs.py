@@ -316,6 +316,9 @@ async def _log_body(
     timestamps: bool,
 ) -> AsyncIterator[bytes]:
     entries = [e for e in log.entries if e[0] >= cutoff_ns]
+    # Following goes on from where this snapshot ends, not from where the log ends once the
+    # first chunk has been sent: a line written while it was on its way would be skipped.
+    start = log.dropped + len(log.entries)
     if tail is not None:
         entries = entries[-tail:] if tail else []
     remaining = limit
@@ -331,7 +334,6 @@ async def _log_body(
         yield chunk
     if not follow or (remaining is not None and remaining <= 0):
         return
-    start = log.dropped + len(log.entries)
     async for stamp, line in log.follow(start):
         data = render(stamp, line)
         if remaining is not None:

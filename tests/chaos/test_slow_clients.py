@@ -12,7 +12,7 @@ import socket
 import trio
 
 from rxkube.proxy import AppConfig, ProxyLimits
-from tests.chaos.arena import TRIED, Arena, open_arena
+from tests.chaos.arena import TRIED, Arena, connect_and_send, open_arena
 from tests.integration.proxy.conftest import wait_until
 
 LIMITS = ProxyLimits(head_timeout=0.5, body_timeout=0.3, keepalive_timeout=0.5)
@@ -23,11 +23,9 @@ async def trickle(
     arena: Arena, first: bytes, drip: bytes, results: list[tuple[bytes, float]]
 ) -> None:
     """Send `first`, then `drip` every 50 ms until the proxy answers or cuts the connection."""
-    stream = await trio.open_tcp_stream("127.0.0.1", arena.port)
     start = trio.current_time()
     answer = b""
-    async with stream:
-        await stream.send_all(first)
+    async with connect_and_send(arena.port, first) as stream:
 
         async def drip_forever() -> None:
             while True:

@@ -76,6 +76,38 @@ def test_generate_name_appends_five_characters_from_the_real_alphabet() -> None:
     assert set(entry.name[4:]) <= set("bcdfghjklmnpqrstvwxz2456789")
 
 
+class _ScriptedChoices(random.Random):
+    """Draws the given characters in turn, then repeats the last one."""
+
+    def __init__(self, letters: str) -> None:
+        super().__init__(7)
+        self.letters = list(letters)
+
+    def choice(self, seq: Any) -> Any:
+        return self.letters.pop(0) if len(self.letters) > 1 else self.letters[0]
+
+
+def test_a_generated_name_that_is_taken_is_drawn_again() -> None:
+    # The first pod takes web-bbbbb; the second draws bbbbb again, then ccccc.
+    store = Store(now=lambda: 1_700_000_000.0, random=_ScriptedChoices("b" * 10 + "c"))
+    generated = {"metadata": {"generateName": "web-"}}
+    first = store.create("pods", {**pod(""), **generated}, namespace="default")
+    second = store.create("pods", {**pod(""), **generated}, namespace="default")
+    assert (first.name, second.name) == ("web-bbbbb", "web-ccccc")
+
+
+def test_a_generated_name_taken_eight_times_is_a_conflict_saying_so() -> None:
+    store = Store(now=lambda: 1_700_000_000.0, random=_ScriptedChoices("b"))
+    generated = {"metadata": {"generateName": "web-"}}
+    store.create("pods", {**pod(""), **generated}, namespace="default")
+    with pytest.raises(StatusError) as caught:
+        store.create("pods", {**pod(""), **generated}, namespace="default")
+    assert caught.value.code == 409
+    assert caught.value.reason == "AlreadyExists"
+    assert "not able to generate a unique name" in caught.value.message
+    assert len(store.list("pods", "default").items) == 1
+
+
 def test_generation_bumps_on_spec_change_only() -> None:
     store = make_store()
     entry = store.create("deployments", deployment("web"), namespace="default")

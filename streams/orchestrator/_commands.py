@@ -263,8 +263,20 @@ class ContainerSpec:
         return out
 
 
-def _items(items: Mapping[str, str]) -> list[dict[str, str]]:
-    return [{"key": key, "path": path} for key, path in items.items()]
+def _key_files(
+    source: dict[str, Any],
+    items: Mapping[str, str],
+    default_mode: int | None,
+    optional: bool | None,
+) -> dict[str, Any]:
+    """A ConfigMap or Secret volume source: `items` (key -> relative path) and the options set."""
+    if items:
+        source["items"] = [{"key": key, "path": path} for key, path in items.items()]
+    if default_mode is not None:
+        source["defaultMode"] = default_mode
+    if optional is not None:
+        source["optional"] = optional
+    return source
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,13 +295,7 @@ class ConfigMapVolume:
         _dict(self, "items")
 
     def manifest(self) -> dict[str, Any]:
-        source: dict[str, Any] = {"name": self.config_map}
-        if self.items:
-            source["items"] = _items(self.items)
-        if self.default_mode is not None:
-            source["defaultMode"] = self.default_mode
-        if self.optional is not None:
-            source["optional"] = self.optional
+        source = _key_files({"name": self.config_map}, self.items, self.default_mode, self.optional)
         return {"name": self.name, "configMap": source}
 
 
@@ -309,13 +315,9 @@ class SecretVolume:
         _dict(self, "items")
 
     def manifest(self) -> dict[str, Any]:
-        source: dict[str, Any] = {"secretName": self.secret}
-        if self.items:
-            source["items"] = _items(self.items)
-        if self.default_mode is not None:
-            source["defaultMode"] = self.default_mode
-        if self.optional is not None:
-            source["optional"] = self.optional
+        source = _key_files(
+            {"secretName": self.secret}, self.items, self.default_mode, self.optional
+        )
         return {"name": self.name, "secret": source}
 
 

@@ -43,6 +43,7 @@ from rxkube.fakes._kubelet import (
     run_nodes,
 )
 from rxkube.fakes._logs import ContainerLog, serve_pod_log
+from rxkube.fakes._portforward import serve_portforward
 from rxkube.fakes._resources import Subresource
 from rxkube.fakes._sim_deployments import DeploymentController, ReplicaSetController
 from rxkube.fakes._sim_events import EventRecorder
@@ -223,12 +224,18 @@ class Simulation:
     # -- subresources ----------------------------------------------------------------------
 
     def serve_subresources(self, api: ApiServer) -> None:
-        """Serve `pods/log` and `pods/exec` on `api` (and list them in discovery)."""
+        """Serve `pods/log`, `pods/exec` and `pods/portforward` on `api` (and list them in
+        discovery)."""
         api.add_subresource("pods", Subresource("log", verbs=("get",), kind="Pod"), self._log)
         api.add_subresource(
             "pods",
             Subresource("exec", verbs=("create", "get"), kind="PodExecOptions"),
             self._exec,
+        )
+        api.add_subresource(
+            "pods",
+            Subresource("portforward", verbs=("create", "get"), kind="PodPortForwardOptions"),
+            self._portforward,
         )
 
     async def _log(self, ctx: RequestContext) -> AnyResponse:
@@ -242,6 +249,25 @@ class Simulation:
             raise StatusError.method_not_allowed(ctx.request.method, "pods/exec")
         pod = self.store.get("pods", ctx.namespace, ctx.name)
         return serve_exec(ctx.request, pod, self._exec_target)
+
+    async def _portforward(self, ctx: RequestContext) -> AnyResponse:
+        if ctx.request.method not in ("GET", "POST"):
+            raise StatusError.method_not_allowed(ctx.request.method, "pods/portforward")
+        pod = self.store.get("pods", ctx.namespace, ctx.name)
+        declared = {
+            int(port.get("containerPort") or 0)
+            for container in (pod.get("spec") or {}).get("containers") or ()
+            for port in container.get("ports") or ()
+        }
+
+        def dial(port: int) -> tuple[str, int] | None:
+            # Backends listen only on declared ports: any other is refused without trying
+            # (a host process on 0.0.0.0:port must not answer for the pod).
+            if port not in declared:
+                return None
+            return pod_address(pod, port)
+
+        return serve_portforward(ctx.request, pod, dial)
 
     def _exec_target(self, namespace: str, pod: str, uid: str, container: str) -> ExecTarget | None:
         worker = self.kubelet.workers.get(uid)

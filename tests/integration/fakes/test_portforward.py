@@ -260,6 +260,27 @@ def test_kubectl_port_forward_deployment_on_a_fixed_port(
 
 
 @needs_kubectl
+def test_kubectl_port_forward_service(cluster: ThreadedFakeApiServer, home: Path) -> None:
+    """kubectl resolves `svc/NAME` to one of its pods and the service port to the target port
+    on its side; the server sees an ordinary pod port-forward."""
+    pod = create_deployment(cluster, "pf-svc")
+    cluster.store.create(
+        "services",
+        {
+            "metadata": {"name": "pf-svc"},
+            "spec": {
+                "selector": {"app": "pf-svc"},
+                "ports": [{"port": 80, "targetPort": 8080}],
+            },
+        },
+        namespace="default",
+    )
+    with port_forward(cluster, home, "svc/pf-svc", ":80") as forward:
+        local = forward.local_port(8080)
+        assert get(local, "/via-service")["pod"] == pod
+
+
+@needs_kubectl
 def test_kubectl_port_forward_to_a_port_nothing_listens_on(
     cluster: ThreadedFakeApiServer, home: Path
 ) -> None:

@@ -221,6 +221,11 @@ def test_kubectl_sends_the_token_over_tls_and_rbac_decides(
         denied = alice("exec", "watched", "--", "true")
         assert denied.returncode == 1
         assert 'cannot create resource "pods/exec"' in denied.stderr
+        # port-forward's upgrade (WebSocket, then the SPDY fallback) is `create` on
+        # pods/portforward, which alice lacks too.
+        unforwarded = alice("port-forward", "pod/watched", ":8080")
+        assert unforwarded.returncode == 1
+        assert 'cannot create resource "pods/portforward"' in unforwarded.stderr
     finally:
         watch.kill()
         watch.communicate()

@@ -3,9 +3,10 @@
 What this module is for: one owner (`open_simulation`, an async context manager) for everything
 that makes the fake API server behave like a cluster rather than a database: it subscribes to
 the store, runs the deployment and replica set controllers, the scheduler, the nodes and the
-kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log` and `pods/exec`
-subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need no sockets use it
-directly on a `Store` under trio's `MockClock` (with `SimSettings(backends=False)`).
+kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log`, `pods/exec` and
+`pods/portforward` subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need
+no sockets use it directly on a `Store` under trio's `MockClock` (with
+`SimSettings(backends=False)`).
 
     from rxkube.fakes import SimSettings, Store, open_simulation
 

@@ -3,12 +3,14 @@
 What this module is for: `kubectl create namespace|configmap|secret|serviceaccount|
 deployment` build the object with client-go's typed clientset, which sends it as Kubernetes
 protobuf (the 4-byte magic `k8s\\x00`, then a `runtime.Unknown` whose `raw` is the object's
-`generated.proto` message). This module decodes those bodies into the same JSON dict a JSON
-body would give, so the rest of the fake sees no difference. Responses stay JSON (kubectl
+`generated.proto` message; so do `kubectl create role|rolebinding|clusterrole|
+clusterrolebinding|job|cronjob|token` and `kubectl auth can-i|whoami`). This module decodes
+those bodies into the same JSON dict a JSON body would give, so the rest of the fake sees no
+difference. Responses stay JSON (kubectl
 accepts both).
 
 The protobuf wire format is decoded by hand (varints and length-delimited fields; no protobuf
-library is needed for five kinds), with the field numbers of `k8s.io/api` and
+library is needed for these few kinds), with the field numbers of `k8s.io/api` and
 `k8s.io/apimachinery` `generated.proto` for the messages those commands send. Like gogo
 protobuf's JSON twin, zero values of non-pointer fields are dropped (omitempty), pointer
 fields (`replicas`, `immutable`, ...) keep an explicit zero. A kind or field outside the table
@@ -180,6 +182,136 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
     "Quantity": {1: ("string", "string", "")},
     "Time": {1: ("seconds", "int", ""), 2: ("nanos", "int", "")},
     "Ignored": {},
+    # rbac.authorization.k8s.io/v1 (kubectl create role|clusterrole|rolebinding|...)
+    "Role": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("rules", "msg:PolicyRule", "r")},
+    "ClusterRole": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("rules", "msg:PolicyRule", "r"),
+        3: ("aggregationRule", "msg:AggregationRule", ""),
+    },
+    "AggregationRule": {1: ("clusterRoleSelectors", "msg:LabelSelector", "r")},
+    "PolicyRule": {
+        1: ("verbs", "string", "r"),
+        2: ("apiGroups", "string", "r"),
+        3: ("resources", "string", "r"),
+        4: ("resourceNames", "string", "r"),
+        5: ("nonResourceURLs", "string", "r"),
+    },
+    "RoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("subjects", "msg:Subject", "r"),
+        3: ("roleRef", "msg:RoleRef", ""),
+    },
+    "Subject": {
+        1: ("kind", "string", ""),
+        2: ("apiGroup", "string", ""),
+        3: ("name", "string", ""),
+        4: ("namespace", "string", ""),
+    },
+    "ClusterRoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("subjects", "msg:Subject", "r"),
+        3: ("roleRef", "msg:RoleRef", ""),
+    },
+    "RoleRef": {
+        1: ("apiGroup", "string", ""),
+        2: ("kind", "string", ""),
+        3: ("name", "string", ""),
+    },
+    # authorization.k8s.io/v1 (kubectl auth can-i) and authentication.k8s.io/v1 (whoami, token)
+    "SubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SubjectAccessReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "msg:ResourceAttributes", ""),
+        2: ("nonResourceAttributes", "msg:NonResourceAttributes", ""),
+        3: ("user", "string", ""),
+        4: ("groups", "string", "r"),
+        5: ("extra", "msg:Ignored", ""),
+        6: ("uid", "string", ""),
+    },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SelfSubjectAccessReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "msg:ResourceAttributes", ""),
+        2: ("nonResourceAttributes", "msg:NonResourceAttributes", ""),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "string", ""),
+        2: ("verb", "string", ""),
+        3: ("group", "string", ""),
+        4: ("version", "string", ""),
+        5: ("resource", "string", ""),
+        6: ("subresource", "string", ""),
+        7: ("name", "string", ""),
+    },
+    "NonResourceAttributes": {1: ("path", "string", ""), 2: ("verb", "string", "")},
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SelfSubjectRulesReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", "")},
+    "SelfSubjectReview": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("status", "msg:Ignored", "")},
+    "TokenRequest": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:TokenRequestSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "TokenRequestSpec": {
+        1: ("audiences", "string", "r"),
+        3: ("boundObjectRef", "msg:BoundObjectReference", ""),
+        4: ("expirationSeconds", "int", "k"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "string", ""),
+        2: ("apiVersion", "string", ""),
+        3: ("name", "string", ""),
+        4: ("uid", "string", ""),
+    },
+    # batch/v1 (kubectl create job|cronjob, create job --from=cronjob/NAME)
+    "Job": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:JobSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "JobSpec": {
+        1: ("parallelism", "int", "k"),
+        2: ("completions", "int", "k"),
+        3: ("activeDeadlineSeconds", "int", "k"),
+        4: ("selector", "msg:LabelSelector", ""),
+        5: ("manualSelector", "bool", "k"),
+        6: ("template", "msg:PodTemplateSpec", ""),
+        7: ("backoffLimit", "int", "k"),
+        8: ("ttlSecondsAfterFinished", "int", "k"),
+        9: ("completionMode", "string", ""),
+        10: ("suspend", "bool", "k"),
+        12: ("backoffLimitPerIndex", "int", "k"),
+        13: ("maxFailedIndexes", "int", "k"),
+        14: ("podReplacementPolicy", "string", ""),
+        15: ("managedBy", "string", ""),
+    },
+    "CronJob": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:CronJobSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "CronJobSpec": {
+        1: ("schedule", "string", ""),
+        2: ("startingDeadlineSeconds", "int", "k"),
+        3: ("concurrencyPolicy", "string", ""),
+        4: ("suspend", "bool", "k"),
+        5: ("jobTemplate", "msg:JobTemplateSpec", ""),
+        6: ("successfulJobsHistoryLimit", "int", "k"),
+        7: ("failedJobsHistoryLimit", "int", "k"),
+        8: ("timeZone", "string", ""),
+    },
+    "JobTemplateSpec": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("spec", "msg:JobSpec", "")},
 }
 _KINDS: Final = {
     ("v1", "ConfigMap"): "ConfigMap",
@@ -187,6 +319,19 @@ _KINDS: Final = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "ServiceAccount"): "ServiceAccount",
     ("apps/v1", "Deployment"): "Deployment",
+    **{
+        ("rbac.authorization.k8s.io/v1", kind): kind
+        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
+    **{
+        ("authorization.k8s.io/v1", kind): kind
+        for kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview")
+    },
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
 }
 
 

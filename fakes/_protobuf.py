@@ -144,12 +144,16 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
         11: ("hostNetwork", "bool", ""),
         12: ("hostPID", "bool", ""),
         13: ("hostIPC", "bool", ""),
+        # Defaulted to {} by the API server (a CronJob's template sent back by `create job
+        # --from`); its fields are outside the table, so anything in it is refused.
+        14: ("securityContext", "msg:PodSecurityContext", ""),
         15: ("imagePullSecrets", "msg:LocalObjectReference", "r"),
         16: ("hostname", "string", ""),
         17: ("subdomain", "string", ""),
         19: ("schedulerName", "string", ""),
         20: ("initContainers", "msg:Container", "r"),
         24: ("priorityClassName", "string", ""),
+        30: ("enableServiceLinks", "bool", "k"),
     },
     "Container": {
         1: ("name", "string", ""),
@@ -182,6 +186,7 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
     "Quantity": {1: ("string", "string", "")},
     "Time": {1: ("seconds", "int", ""), 2: ("nanos", "int", "")},
     "Ignored": {},
+    "PodSecurityContext": {},
     # rbac.authorization.k8s.io/v1 (kubectl create role|clusterrole|rolebinding|...)
     "Role": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("rules", "msg:PolicyRule", "r")},
     "ClusterRole": {

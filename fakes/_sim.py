@@ -2,7 +2,7 @@
 
 What this module is for: one owner (`open_simulation`, an async context manager) for everything
 that makes the fake API server behave like a cluster rather than a database: it subscribes to
-the store, runs the deployment and replica set controllers, the scheduler, the nodes and the
+the store, runs the deployment, replica set and job controllers, the scheduler, the nodes and the
 kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log` and `pods/exec`
 subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need no sockets use it
 directly on a `Store` under trio's `MockClock` (with `SimSettings(backends=False)`).
@@ -46,6 +46,7 @@ from rxkube.fakes._logs import ContainerLog, serve_pod_log
 from rxkube.fakes._resources import Subresource
 from rxkube.fakes._sim_deployments import DeploymentController, ReplicaSetController
 from rxkube.fakes._sim_events import EventRecorder
+from rxkube.fakes._sim_jobs import JobController
 from rxkube.fakes._sim_shell import ExecResult
 from rxkube.fakes._store import Change, Store
 
@@ -134,6 +135,7 @@ class Simulation:
         self.events = EventRecorder(store, enabled=settings.events)
         self.deployments = DeploymentController(store, self.events)
         self.replicasets = ReplicaSetController(store, self.events)
+        self.jobs = JobController(store, self.events)
         self.scheduler = Scheduler(store, self.events, settings.schedule_delay)
         self.kubelet = Kubelet(store, settings.kubelet(), network, self.events, random=rng)
 
@@ -146,6 +148,7 @@ class Simulation:
         for observer in (
             self.deployments.observe,
             self.replicasets.observe,
+            self.jobs.observe,
             self.scheduler.observe,
             self.kubelet.observe,
         ):
@@ -278,10 +281,12 @@ async def open_simulation(
             await nursery.start(_run_nodes, store, settings, network.cidr, sim.kubelet.host_ip)
             nursery.start_soon(sim.deployments.queue.run, sim.deployments.sync)
             nursery.start_soon(sim.replicasets.queue.run, sim.replicasets.sync)
+            nursery.start_soon(sim.jobs.queue.run, sim.jobs.sync)
             sim.scheduler.start(nursery)
             sim.kubelet.start(nursery)
             sim.deployments.resync_all()
             sim.replicasets.resync_all()
+            sim.jobs.resync_all()
             try:
                 yield sim
             finally:

@@ -141,6 +141,7 @@ async def test_legacy_discovery(client: httpx.AsyncClient) -> None:
     names = [g["name"] for g in groups["groups"]]
     assert names == [
         "apps",
+        "batch",
         "networking.k8s.io",
         "policy",
         "rbac.authorization.k8s.io",

@@ -141,3 +141,80 @@ def test_create_token_authenticates_as_the_service_account(
     assert robot.ok("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}") == (
         "system:serviceaccount:robots:robot"
     )
+
+
+DONE_JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: done, namespace: batchy}
+spec:
+  template:
+    metadata:
+      annotations: {sim.rxkube.io/exit-code: "0"}
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: "sim:1"}]
+"""
+
+
+def test_jobs_and_cronjobs(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "batchy")
+    ns = ("-n", "batchy")
+    assert admin.ok("create", "job", "hello", "--image=sim:1", *ns) == "job.batch/hello created\n"
+    assert admin.ok(
+        "create", "cronjob", "tick", "--image=sim:1", "--schedule=*/1 * * * *", *ns
+    ) == ("cronjob.batch/tick created\n")
+    assert admin.ok("create", "job", "manual", "--from=cronjob/tick", *ns) == (
+        "job.batch/manual created\n"
+    )
+    cronjobs = admin.ok("get", "cronjobs", *ns).split("\n")
+    assert cronjobs[0].split() == [
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST",
+        "SCHEDULE",
+        "AGE",
+    ]
+    assert cronjobs[1].split()[:9] == ["tick", "*/1", "*", "*", "*", "*", "<none>", "False", "0"]
+
+    # The simulated Job controller runs the Job's pods, labelled and owned as on a cluster.
+    admin.ok("wait", "--for=condition=Ready", "pod", "-l", "job-name=hello", "--timeout=20s", *ns)
+    job: dict[str, Any] = orjson.loads(admin.ok("get", "job", "hello", "-o", "json", *ns))
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    pods: dict[str, Any] = orjson.loads(
+        admin.ok(
+            "get", "pods", "-l", f"batch.kubernetes.io/controller-uid={uid}", "-o", "json", *ns
+        )
+    )
+    [pod] = pods["items"]
+    assert pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "hello"
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "Job"
+    manual: dict[str, Any] = orjson.loads(admin.ok("get", "job", "manual", "-o", "json", *ns))
+    assert manual["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual"}
+    assert manual["metadata"]["ownerReferences"][0]["name"] == "tick"
+
+    # A pod that exits 0 completes its Job.
+    admin.ok("create", "-f", "-", stdin=DONE_JOB)
+    admin.ok("wait", "--for=condition=complete", "job/done", "--timeout=20s", *ns)
+    table = {line.split()[0]: line.split() for line in admin.ok("get", "jobs", *ns).splitlines()}
+    assert table["NAME"] == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert table["done"][1:3] == ["Complete", "1/1"]
+    assert table["hello"][1:3] == ["Running", "0/1"]
+
+    # Deleting a Job deletes its pods.
+    assert admin.ok("delete", "job", "hello", *ns) == 'job.batch "hello" deleted\n'
+    admin.ok("wait", "--for=delete", "pod", "-l", "job-name=hello", "--timeout=20s", *ns)
+    assert admin.ok("get", "pods", "-l", "job-name=hello", "-o", "name", *ns) == ""
+
+    # The API server's validation: a Job's pods may not restart Always.
+    always = DONE_JOB.replace("name: done", "name: always").replace("Never", "Always")
+    invalid = admin("create", "-f", "-", stdin=always)
+    assert invalid.returncode == 1
+    assert invalid.stderr.strip() == (
+        'The Job "always" is invalid: spec.template.spec.restartPolicy: Unsupported value: '
+        '"Always": supported values: "OnFailure", "Never"'
+    )

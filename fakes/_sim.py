@@ -3,9 +3,10 @@
 What this module is for: one owner (`open_simulation`, an async context manager) for everything
 that makes the fake API server behave like a cluster rather than a database: it subscribes to
 the store, runs the deployment, replica set and job controllers, the scheduler, the nodes and the
-kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log` and `pods/exec`
-subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need no sockets use it
-directly on a `Store` under trio's `MockClock` (with `SimSettings(backends=False)`).
+kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log`, `pods/exec` and
+`pods/attach` subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need no
+sockets use it directly on a `Store` under trio's `MockClock` (with
+`SimSettings(backends=False)`).
 
     from rxkube.fakes import SimSettings, Store, open_simulation
 
@@ -33,7 +34,7 @@ import trio
 from rxkube.fakes._api import ApiServer, RequestContext
 from rxkube.fakes._backends import NetworkMode, PodNetwork, pod_address
 from rxkube.fakes._errors import StatusError
-from rxkube.fakes._exec import ExecTarget, serve_exec
+from rxkube.fakes._exec import ExecTarget, serve_attach, serve_exec
 from rxkube.fakes._http import AnyResponse
 from rxkube.fakes._kubelet import (
     Kubelet,
@@ -226,12 +227,18 @@ class Simulation:
     # -- subresources ----------------------------------------------------------------------
 
     def serve_subresources(self, api: ApiServer) -> None:
-        """Serve `pods/log` and `pods/exec` on `api` (and list them in discovery)."""
+        """Serve `pods/log`, `pods/exec` and `pods/attach` on `api` (and list them in
+        discovery)."""
         api.add_subresource("pods", Subresource("log", verbs=("get",), kind="Pod"), self._log)
         api.add_subresource(
             "pods",
             Subresource("exec", verbs=("create", "get"), kind="PodExecOptions"),
             self._exec,
+        )
+        api.add_subresource(
+            "pods",
+            Subresource("attach", verbs=("create", "get"), kind="PodAttachOptions"),
+            self._attach,
         )
 
     async def _log(self, ctx: RequestContext) -> AnyResponse:
@@ -245,6 +252,16 @@ class Simulation:
             raise StatusError.method_not_allowed(ctx.request.method, "pods/exec")
         pod = self.store.get("pods", ctx.namespace, ctx.name)
         return serve_exec(ctx.request, pod, self._exec_target)
+
+    async def _attach(self, ctx: RequestContext) -> AnyResponse:
+        if ctx.request.method not in ("GET", "POST"):
+            raise StatusError.method_not_allowed(ctx.request.method, "pods/attach")
+        pod = self.store.get("pods", ctx.namespace, ctx.name)
+        return serve_attach(ctx.request, pod, self._attached)
+
+    def _attached(self, namespace: str, pod: str, uid: str, container: str) -> SimContainer | None:
+        worker = self.kubelet.workers.get(uid)
+        return None if worker is None else worker.containers.get(container)
 
     def _exec_target(self, namespace: str, pod: str, uid: str, container: str) -> ExecTarget | None:
         worker = self.kubelet.workers.get(uid)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import os
+import queue
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -218,3 +220,56 @@ def test_jobs_and_cronjobs(admin: Kubectl) -> None:
         'The Job "always" is invalid: spec.template.spec.restartPolicy: Unsupported value: '
         '"Always": supported values: "OnFailure", "Never"'
     )
+
+
+def test_attach_streams_what_the_container_writes_from_now_on(
+    server: ThreadedFakeApiServer, admin: Kubectl
+) -> None:
+    admin.ok("run", "talker", "--image=sim:1", "--restart=Never")
+    admin.ok("wait", "--for=condition=Ready", "pod/talker", "--timeout=20s")
+    simulation = server.simulation
+    assert simulation is not None
+    log = server.call(simulation.log, "default", "talker")
+    server.call(log.write, "before the attach\n")
+    assert KUBECTL is not None
+    attach = subprocess.Popen(
+        [KUBECTL, "attach", "talker", "-c", "talker", "-i"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=admin.env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert attach.stdout is not None
+        for line in attach.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        # The session may start after a write: write until one arrives.
+        first = ""
+        for tick in range(100):
+            server.call(log.write, f"tick {tick}\n")
+            try:
+                first = lines.get(timeout=0.2)
+                break
+            except queue.Empty:
+                continue
+        assert first.startswith("tick ")
+        assert attach.stdin is not None
+        attach.stdin.write("ignored input\n")
+        attach.stdin.flush()
+        server.call(log.write, "after\n")
+        while (line := lines.get(timeout=DEADLINE)) != "after\n":
+            assert line.startswith("tick ")
+        # The container stopping ends the attach (kubectl exits 0).
+        admin.ok("delete", "pod", "talker", "--wait=false")
+        assert attach.wait(timeout=DEADLINE) == 0
+    finally:
+        attach.kill()
+        attach.communicate()
+    reader.join(timeout=DEADLINE)

@@ -4,10 +4,9 @@ What this module is for: `kubectl create namespace|configmap|secret|serviceaccou
 deployment` build the object with client-go's typed clientset, which sends it as Kubernetes
 protobuf (the 4-byte magic `k8s\\x00`, then a `runtime.Unknown` whose `raw` is the object's
 `generated.proto` message; so do `kubectl create role|rolebinding|clusterrole|
-clusterrolebinding|job|cronjob|token` and `kubectl auth can-i|whoami`). This module decodes
-those bodies into the same JSON dict a JSON body would give, so the rest of the fake sees no
-difference. Responses stay JSON (kubectl
-accepts both).
+clusterrolebinding|job|cronjob|token|service|poddisruptionbudget` and `kubectl auth
+can-i|whoami`). This module decodes those bodies into the same JSON dict a JSON body would
+give, so the rest of the fake sees no difference. Responses stay JSON (kubectl accepts both).
 
 The protobuf wire format is decoded by hand (varints and length-delimited fields; no protobuf
 library is needed for these few kinds), with the field numbers of `k8s.io/api` and
@@ -279,6 +278,49 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
         3: ("name", "string", ""),
         4: ("uid", "string", ""),
     },
+    # v1 Service (kubectl create service clusterip|nodeport|loadbalancer|externalname)
+    "Service": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:ServiceSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "ServiceSpec": {
+        1: ("ports", "msg:ServicePort", "r"),
+        2: ("selector", "map:string", ""),
+        3: ("clusterIP", "string", ""),
+        4: ("type", "string", ""),
+        5: ("externalIPs", "string", "r"),
+        7: ("sessionAffinity", "string", ""),
+        8: ("loadBalancerIP", "string", ""),
+        9: ("loadBalancerSourceRanges", "string", "r"),
+        10: ("externalName", "string", ""),
+        11: ("externalTrafficPolicy", "string", ""),
+        12: ("healthCheckNodePort", "int", ""),
+        13: ("publishNotReadyAddresses", "bool", ""),
+        18: ("clusterIPs", "string", "r"),
+        19: ("ipFamilies", "string", "r"),
+    },
+    "ServicePort": {
+        1: ("name", "string", ""),
+        2: ("protocol", "string", ""),
+        3: ("port", "int", "k"),
+        4: ("targetPort", "intorstring", ""),
+        5: ("nodePort", "int", ""),
+        6: ("appProtocol", "string", ""),
+    },
+    "IntOrString": {1: ("type", "int", ""), 2: ("intVal", "int", ""), 3: ("strVal", "string", "")},
+    # policy/v1 (kubectl create poddisruptionbudget)
+    "PodDisruptionBudget": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:PodDisruptionBudgetSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "intorstring", ""),
+        2: ("selector", "msg:LabelSelector", ""),
+        3: ("maxUnavailable", "intorstring", ""),
+        4: ("unhealthyPodEvictionPolicy", "string", ""),
+    },
     # batch/v1 (kubectl create job|cronjob, create job --from=cronjob/NAME)
     "Job": {
         1: ("metadata", "msg:ObjectMeta", ""),
@@ -335,6 +377,8 @@ _KINDS: Final = {
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("v1", "Service"): "Service",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
 }
@@ -412,6 +456,9 @@ def _scalar(kind: str, value: int | bytes, where: str) -> Any:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(parts["seconds"])))
     if kind == "quantity":
         return decode_message("Quantity", value).get("string", "")
+    if kind == "intorstring":
+        parts = decode_message("IntOrString", value)
+        return parts.get("strVal", "") if parts.get("type") == 1 else parts.get("intVal", 0)
     raise ProtobufError(f"{where}: unknown type {kind}")
 
 

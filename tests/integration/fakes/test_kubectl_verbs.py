@@ -273,3 +273,28 @@ def test_attach_streams_what_the_container_writes_from_now_on(
         attach.kill()
         attach.communicate()
     reader.join(timeout=DEADLINE)
+
+
+def test_typed_create_subcommands_send_protobuf_the_fake_decodes(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "typed")
+    ns = ("-n", "typed")
+    for args, created in (
+        (("service", "clusterip", "web", "--tcp=80:8080"), "service/web created"),
+        (("service", "nodeport", "np", "--tcp=80:http"), "service/np created"),
+        (("service", "externalname", "ext", "--external-name=example.com"), "service/ext created"),
+        (
+            ("poddisruptionbudget", "pdb", "--selector=app=web", "--min-available=50%"),
+            "poddisruptionbudget.policy/pdb created",
+        ),
+        (("secret", "generic", "s", "--from-literal=a=b"), "secret/s created"),
+    ):
+        assert admin.ok("create", *args, *ns) == created + "\n"
+    web: dict[str, Any] = orjson.loads(admin.ok("get", "service", "web", "-o", "json", *ns))
+    assert web["spec"]["ports"] == [
+        {"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080}
+    ]
+    assert web["spec"]["selector"] == {"app": "web"}
+    np: dict[str, Any] = orjson.loads(admin.ok("get", "service", "np", "-o", "json", *ns))
+    assert (np["spec"]["type"], np["spec"]["ports"][0]["targetPort"]) == ("NodePort", "http")
+    pdb: dict[str, Any] = orjson.loads(admin.ok("get", "pdb", "pdb", "-o", "json", *ns))
+    assert pdb["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}

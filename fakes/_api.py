@@ -11,6 +11,8 @@ trio; sockets live in `_http`.
 Extension points, for the companion modules of issues 5 and 6:
 - `ApiServer.add_subresource(resource, Subresource(...), handler)`: serve `pods/log`,
   `pods/exec`, `deployments/scale`, ... (discovery lists it at once);
+- `ApiServer.add_collection(resource_type, handler)`: a kind that is not stored, whose
+  collection a handler answers (the access reviews; `ApiServer.decode_body` reads bodies);
 - `ApiServer.add_transform("Table", function)`: answer `Accept: ...;as=Table;...`;
 - `ApiServer.add_path("/openapi", handler)`: serve a non-resource path (and what is under it);
 - `ApiServer.body_decoders[content_type] = decode`: request bodies in another encoding
@@ -182,6 +184,7 @@ class ApiServer:
         self.random = random if random is not None else _random.Random()
         self.server_address = "127.0.0.1:0"
         self._subresources: dict[tuple[str, str], SubresourceHandler] = {}
+        self._collections: dict[str, SubresourceHandler] = {}
         self._transforms: dict[str, Transform] = {}
         self._paths_served: dict[str, PathHandler] = {}
         self.body_decoders: dict[str, BodyDecoder] = {}
@@ -207,6 +210,17 @@ class ApiServer:
         updated = res.with_subresource(subresource)
         self.store.registry.register(updated)
         self._subresources[(updated.qualified, subresource.name)] = handler
+
+    def add_collection(self, resource: ResourceType, handler: SubresourceHandler) -> None:
+        """Serve `resource` (listed in discovery) with `handler` for every request on its
+        collection or its objects, instead of the store (kinds that are not stored, such as
+        `SelfSubjectAccessReview`: create-only, answered at once)."""
+        self.store.registry.register(resource)
+        self._collections[resource.qualified] = handler
+
+    def decode_body(self, request: Request, resource: ResourceType) -> Any:
+        """A request body as the object it carries (JSON, YAML, or a registered encoding)."""
+        return _decode_body(request, resource, self.body_decoders)
 
     def add_transform(self, as_kind: str, transform: Transform) -> None:
         """Answer `Accept: application/json;as=<as_kind>;g=meta.k8s.io;v=v1` (e.g. Table)
@@ -317,6 +331,7 @@ class ApiServer:
             if rule.fault.kind in ("drop", "truncate", "malformed", "expire"):
                 stream_fault = rule
         user = self.authenticator.authenticate(request.header("authorization") or None)
+        user = self.authorizer.impersonate(user, request.headers)
         if isinstance(route, _Route):
             attrs = Attributes(
                 verb,
@@ -615,6 +630,11 @@ class ApiServer:
         stream_fault: FaultRule | None,
     ) -> AnyResponse:
         res = route.resource
+        collection = self._collections.get(res.qualified)
+        if collection is not None and not route.subresource:
+            return await collection(
+                RequestContext(request, res, route.namespace, route.name, "", verb, user, self)
+            )
         if route.subresource and route.subresource != "status":
             handler = self._subresources.get((res.qualified, route.subresource))
             if handler is None:

@@ -245,6 +245,107 @@ def _workload(request: AdmissionRequest) -> None:
         raise _invalid(request, causes)
 
 
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+CONTROLLER_UID_LABEL = "batch.kubernetes.io/controller-uid"
+
+
+def _job_template(spec: dict[str, Any], path: str, causes: list[StatusCause]) -> None:
+    """The pod template of a Job (or a CronJob's job template): defaults, and the restart
+    policy a Job allows (`pkg/apis/batch/validation`)."""
+    template = spec.get("template")
+    if not isinstance(template, dict):
+        causes.append(_required(f"{path}.template"))
+        return
+    template_spec = template.get("spec")
+    if isinstance(template_spec, dict):
+        asked_policy = template_spec.get("restartPolicy")
+        default_pod_spec(template_spec)
+        if asked_policy is None:
+            # Defaulting cannot pick for the user: a Job's pods may not restart Always.
+            del template_spec["restartPolicy"]
+    causes.extend(validate_pod_spec(template_spec, f"{path}.template.spec"))
+    if isinstance(template_spec, dict):
+        policy = template_spec.get("restartPolicy")
+        if policy is None:
+            causes.append(
+                StatusCause(
+                    "FieldValueRequired",
+                    'Required value: valid values: "OnFailure", "Never"',
+                    f"{path}.template.spec.restartPolicy",
+                )
+            )
+        elif policy not in ("OnFailure", "Never"):
+            causes.append(
+                StatusCause(
+                    "FieldValueNotSupported",
+                    f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"',
+                    f"{path}.template.spec.restartPolicy",
+                )
+            )
+
+
+def _job(request: AdmissionRequest) -> None:
+    """Jobs: the defaults of `SetDefaults_Job` and the selector and labels the API server
+    generates (`generateSelector`: `batch.kubernetes.io/controller-uid` and `job-name`,
+    with their legacy unprefixed twins on the pod template)."""
+    if request.subresource == "status":
+        return
+    obj = request.object
+    meta = _dict_at(obj, "metadata")
+    spec = _dict_at(obj, "spec")
+    if spec.get("completions") is None and spec.get("parallelism") is None:
+        spec["completions"] = 1
+    spec.setdefault("parallelism", 1)
+    spec.setdefault("backoffLimit", 6)
+    spec.setdefault("completionMode", "NonIndexed")
+    spec.setdefault("suspend", False)
+    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    causes: list[StatusCause] = []
+    if not spec.get("manualSelector"):
+        uid = str(meta.get("uid") or "")
+        if request.operation == "UPDATE" and request.old is not None:
+            old_selector = (request.old.get("spec") or {}).get("selector")
+            spec.setdefault("selector", copy.deepcopy(old_selector))
+        spec.setdefault("selector", {"matchLabels": {CONTROLLER_UID_LABEL: uid}})
+        template = spec.get("template")
+        if isinstance(template, dict):
+            labels = _dict_at(_dict_at(template, "metadata"), "labels")
+            name = str(meta.get("name") or "")
+            for key, value in (
+                (CONTROLLER_UID_LABEL, uid),
+                (JOB_NAME_LABEL, name),
+                ("controller-uid", uid),
+                ("job-name", name),
+            ):
+                labels.setdefault(key, value)
+    elif not spec.get("selector"):
+        causes.append(_required("spec.selector"))
+    _job_template(spec, "spec", causes)
+    if causes:
+        raise _invalid(request, causes)
+
+
+def _cronjob(request: AdmissionRequest) -> None:
+    """CronJobs: `SetDefaults_CronJob`, a schedule, and a job template a Job could run."""
+    if request.subresource == "status":
+        return
+    spec = _dict_at(request.object, "spec")
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    causes: list[StatusCause] = []
+    if not spec.get("schedule"):
+        causes.append(_required("spec.schedule"))
+    job_template = spec.get("jobTemplate")
+    if not isinstance(job_template, dict):
+        causes.append(_required("spec.jobTemplate"))
+    else:
+        _job_template(_dict_at(job_template, "spec"), "spec.jobTemplate.spec", causes)
+    if causes:
+        raise _invalid(request, causes)
+
+
 def _go_map(labels: Mapping[str, Any]) -> str:
     inner = ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items()))
     return f"map[string]string{{{inner}}}"
@@ -388,6 +489,8 @@ _STEPS: dict[tuple[str, str], Callable[[AdmissionRequest], None]] = {
     ("", "pods"): _pod,
     ("apps", "deployments"): _workload,
     ("apps", "replicasets"): _workload,
+    ("batch", "jobs"): _job,
+    ("batch", "cronjobs"): _cronjob,
     ("", "namespaces"): _namespace,
     ("", "services"): _service,
     ("", "configmaps"): _configmap,

@@ -1,4 +1,4 @@
-"""`pods/exec` over WebSocket: the channel protocols kubectl and the official client speak.
+"""`pods/exec` and `pods/attach` over WebSocket: the channel protocols kubectl speaks.
 
 What this module is for: answering `GET /api/v1/namespaces/{ns}/pods/{name}/exec?command=...`
 as kube-apiserver and the kubelet's streaming server do (reference `kubernetes-api-wire.md`
@@ -11,6 +11,12 @@ for v5 the close signal 255 (`FF 00` = stdin is finished). The command runs in t
 container (`_sim_shell`); its exit code travels as the `NonZeroExitCode` Status that makes
 kubectl exit with it. Errors found before the upgrade are ordinary HTTP Status answers.
 SPDY (kubectl's fallback) is not spoken: such a request gets a 400 that says so.
+
+`pods/attach` (`kubectl attach POD [-c C] [-i]`) takes the same query minus `command` and the
+same handshake; it streams what the container's main process writes to its log from now on
+(`ContainerLog.follow` from the current end) on stdout, until the client leaves or the
+container stops (its log closes), then sends the Success status. The simulated main process
+reads no input: with `-i` the client's stdin is accepted and discarded.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import trio
 
 from rxkube.fakes._errors import StatusError
 from rxkube.fakes._http import Request, Response, Upgrade
-from rxkube.fakes._logs import pick_container
+from rxkube.fakes._logs import ContainerLog, pick_container
 from rxkube.fakes._sim_shell import IO, Input
 from rxkube.fakes._websocket import (
     WebSocket,
@@ -61,6 +67,13 @@ class ExecTarget(Protocol):
     running: bool
 
     async def run(self, argv: list[str], io: IO, *, tty: bool = False) -> int: ...
+
+
+class AttachTarget(Protocol):
+    """A running container whose main process's output can be followed (`SimContainer`)."""
+
+    running: bool
+    log: ContainerLog
 
 
 FindContainer = Callable[[str, str, str, str], ExecTarget | None]
@@ -103,9 +116,11 @@ def exec_options(request: Request) -> ExecOptions:
     return options
 
 
-def serve_exec(request: Request, pod: Mapping[str, Any], find: FindContainer) -> Response | Upgrade:
-    """The answer to an exec request for `pod` (read from the store already)."""
-    options = exec_options(request)
+def _handshake(
+    request: Request, pod: Mapping[str, Any], options: ExecOptions, verb: str
+) -> tuple[str, int, bool, str]:
+    """Checks made before the upgrade (pod bound and not finished, a WebSocket request with a
+    protocol we speak): the chosen protocol, its version, whether base64, the container."""
     meta = pod.get("metadata") or {}
     name = str(meta.get("name") or "")
     container = pick_container(pod, options.container)
@@ -114,9 +129,9 @@ def serve_exec(request: Request, pod: Mapping[str, Any], find: FindContainer) ->
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
         raise StatusError.bad_request(
-            f"cannot exec into a container in a completed pod; current phase is {phase}"
+            f"cannot {verb} into a container in a completed pod; current phase is {phase}"
         )
-    if not options.command:
+    if verb == "exec" and not options.command:
         raise StatusError.bad_request("you must specify at least one command for the container")
     headers = request.headers
     if not is_websocket_upgrade(headers):
@@ -134,6 +149,15 @@ def serve_exec(request: Request, pod: Mapping[str, Any], find: FindContainer) ->
             f"[{' '.join(PROTOCOLS)}]"
         )
     version, encoded = PROTOCOLS.get(chosen, (1, False))
+    return chosen, version, encoded, container
+
+
+def serve_exec(request: Request, pod: Mapping[str, Any], find: FindContainer) -> Response | Upgrade:
+    """The answer to an exec request for `pod` (read from the store already)."""
+    options = exec_options(request)
+    chosen, version, encoded, container = _handshake(request, pod, options, "exec")
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name") or "")
     target = find(str(meta.get("namespace") or ""), name, str(meta.get("uid") or ""), container)
 
     async def session(stream: trio.abc.Stream, trailing: bytes) -> None:
@@ -143,7 +167,67 @@ def serve_exec(request: Request, pod: Mapping[str, Any], find: FindContainer) ->
         finally:
             await ws.close()
 
-    return Upgrade(handshake_headers(headers, chosen or None), session)
+    return Upgrade(handshake_headers(request.headers, chosen or None), session)
+
+
+FindAttached = Callable[[str, str, str, str], AttachTarget | None]
+
+
+def serve_attach(
+    request: Request, pod: Mapping[str, Any], find: FindAttached
+) -> Response | Upgrade:
+    """The answer to an attach request for `pod` (read from the store already)."""
+    options = exec_options(request)
+    chosen, version, encoded, container = _handshake(request, pod, options, "attach")
+    meta = pod.get("metadata") or {}
+    name = str(meta.get("name") or "")
+    target = find(str(meta.get("namespace") or ""), name, str(meta.get("uid") or ""), container)
+
+    async def session(stream: trio.abc.Stream, trailing: bytes) -> None:
+        ws = WebSocket(stream, trailing)
+        try:
+            await _attach_session(ws, version, encoded, options, target, container)
+        finally:
+            await ws.close()
+
+    return Upgrade(handshake_headers(request.headers, chosen or None), session)
+
+
+async def _attach_session(
+    ws: WebSocket,
+    version: int,
+    encoded: bool,
+    options: ExecOptions,
+    target: AttachTarget | None,
+    container: str,
+) -> None:
+    channels = _Channels(ws, version, encoded, options.tty)
+    ready = STDOUT if options.stdout else STDERR if options.stderr else ERROR
+    await channels.send(ready, b"")
+    if target is None or not target.running:
+        if version >= 4:
+            message = f'container "{container}" is not running'
+            await channels.send(ERROR, orjson.dumps(_internal(message)))
+        return
+    log = target.log
+    gone = trio.Event()
+
+    async def drain(scope: trio.CancelScope) -> None:
+        """Client messages (stdin is read and dropped); the client leaving ends the attach."""
+        while await ws.receive() is not None:
+            pass
+        gone.set()
+        scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(drain, nursery.cancel_scope)
+        # Only what is written from now on, as a real attach (history is `kubectl logs`).
+        async for _stamp, line in log.follow(log.dropped + len(log.entries)):
+            if options.stdout:
+                await channels.send(STDOUT, line)
+        nursery.cancel_scope.cancel()
+    if not gone.is_set() and version >= 4:
+        await channels.send(ERROR, orjson.dumps({"metadata": {}, "status": "Success"}))
 
 
 class _Channels:

@@ -5,7 +5,8 @@ makes for every server, wiring the companion modules of issue 6 into the core's 
 points: OpenAPI documents (`/openapi/v3`, `/openapi/v2`), server-side field validation
 (`fieldValidation`, first admission step), Table output for `kubectl get`, the schema-driven
 strategic merge patch, server-side apply, managed fields (last admission step) and the
-`scale` subresource of deployments and replica sets, and protobuf request bodies (kubectl's
+`scale` subresource of deployments and replica sets, the access reviews and service account
+tokens (`kubectl auth can-i|whoami`, `kubectl create token`), and protobuf request bodies (kubectl's
 typed `create` subcommands). Nothing here runs at startup beyond
 registering handlers: the schemas load on the first request that needs them.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from rxkube.fakes._apply import apply_patch_type
+from rxkube.fakes._auth_api import install_auth_api
 from rxkube.fakes._managed import track_updates
 from rxkube.fakes._openapi import OpenApiDocuments
 from rxkube.fakes._patch import APPLY_PATCH, STRATEGIC_MERGE_PATCH
@@ -43,5 +45,6 @@ def install_kubectl_support(api: ApiServer, schemas: Schemas | None = None) -> S
     store.admission.insert(0, field_validation(schemas))
     store.admission.append(track_updates(schemas))
     install_scale(api)
+    install_auth_api(api)
     api.body_decoders[PROTOBUF] = decode_body
     return schemas

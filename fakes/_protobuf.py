@@ -3,12 +3,13 @@
 What this module is for: `kubectl create namespace|configmap|secret|serviceaccount|
 deployment` build the object with client-go's typed clientset, which sends it as Kubernetes
 protobuf (the 4-byte magic `k8s\\x00`, then a `runtime.Unknown` whose `raw` is the object's
-`generated.proto` message). This module decodes those bodies into the same JSON dict a JSON
-body would give, so the rest of the fake sees no difference. Responses stay JSON (kubectl
-accepts both).
+`generated.proto` message; so do `kubectl create role|rolebinding|clusterrole|
+clusterrolebinding|job|cronjob|token|service|poddisruptionbudget` and `kubectl auth
+can-i|whoami`). This module decodes those bodies into the same JSON dict a JSON body would
+give, so the rest of the fake sees no difference. Responses stay JSON (kubectl accepts both).
 
 The protobuf wire format is decoded by hand (varints and length-delimited fields; no protobuf
-library is needed for five kinds), with the field numbers of `k8s.io/api` and
+library is needed for these few kinds), with the field numbers of `k8s.io/api` and
 `k8s.io/apimachinery` `generated.proto` for the messages those commands send. Like gogo
 protobuf's JSON twin, zero values of non-pointer fields are dropped (omitempty), pointer
 fields (`replicas`, `immutable`, ...) keep an explicit zero. A kind or field outside the table
@@ -142,12 +143,16 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
         11: ("hostNetwork", "bool", ""),
         12: ("hostPID", "bool", ""),
         13: ("hostIPC", "bool", ""),
+        # Defaulted to {} by the API server (a CronJob's template sent back by `create job
+        # --from`); its fields are outside the table, so anything in it is refused.
+        14: ("securityContext", "msg:PodSecurityContext", ""),
         15: ("imagePullSecrets", "msg:LocalObjectReference", "r"),
         16: ("hostname", "string", ""),
         17: ("subdomain", "string", ""),
         19: ("schedulerName", "string", ""),
         20: ("initContainers", "msg:Container", "r"),
         24: ("priorityClassName", "string", ""),
+        30: ("enableServiceLinks", "bool", "k"),
     },
     "Container": {
         1: ("name", "string", ""),
@@ -180,6 +185,180 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
     "Quantity": {1: ("string", "string", "")},
     "Time": {1: ("seconds", "int", ""), 2: ("nanos", "int", "")},
     "Ignored": {},
+    "PodSecurityContext": {},
+    # rbac.authorization.k8s.io/v1 (kubectl create role|clusterrole|rolebinding|...)
+    "Role": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("rules", "msg:PolicyRule", "r")},
+    "ClusterRole": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("rules", "msg:PolicyRule", "r"),
+        3: ("aggregationRule", "msg:AggregationRule", ""),
+    },
+    "AggregationRule": {1: ("clusterRoleSelectors", "msg:LabelSelector", "r")},
+    "PolicyRule": {
+        1: ("verbs", "string", "r"),
+        2: ("apiGroups", "string", "r"),
+        3: ("resources", "string", "r"),
+        4: ("resourceNames", "string", "r"),
+        5: ("nonResourceURLs", "string", "r"),
+    },
+    "RoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("subjects", "msg:Subject", "r"),
+        3: ("roleRef", "msg:RoleRef", ""),
+    },
+    "Subject": {
+        1: ("kind", "string", ""),
+        2: ("apiGroup", "string", ""),
+        3: ("name", "string", ""),
+        4: ("namespace", "string", ""),
+    },
+    "ClusterRoleBinding": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("subjects", "msg:Subject", "r"),
+        3: ("roleRef", "msg:RoleRef", ""),
+    },
+    "RoleRef": {
+        1: ("apiGroup", "string", ""),
+        2: ("kind", "string", ""),
+        3: ("name", "string", ""),
+    },
+    # authorization.k8s.io/v1 (kubectl auth can-i) and authentication.k8s.io/v1 (whoami, token)
+    "SubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SubjectAccessReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "msg:ResourceAttributes", ""),
+        2: ("nonResourceAttributes", "msg:NonResourceAttributes", ""),
+        3: ("user", "string", ""),
+        4: ("groups", "string", "r"),
+        5: ("extra", "msg:Ignored", ""),
+        6: ("uid", "string", ""),
+    },
+    "SelfSubjectAccessReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SelfSubjectAccessReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SelfSubjectAccessReviewSpec": {
+        1: ("resourceAttributes", "msg:ResourceAttributes", ""),
+        2: ("nonResourceAttributes", "msg:NonResourceAttributes", ""),
+    },
+    "ResourceAttributes": {
+        1: ("namespace", "string", ""),
+        2: ("verb", "string", ""),
+        3: ("group", "string", ""),
+        4: ("version", "string", ""),
+        5: ("resource", "string", ""),
+        6: ("subresource", "string", ""),
+        7: ("name", "string", ""),
+    },
+    "NonResourceAttributes": {1: ("path", "string", ""), 2: ("verb", "string", "")},
+    "SelfSubjectRulesReview": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:SelfSubjectRulesReviewSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string", "")},
+    "SelfSubjectReview": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("status", "msg:Ignored", "")},
+    "TokenRequest": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:TokenRequestSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "TokenRequestSpec": {
+        1: ("audiences", "string", "r"),
+        3: ("boundObjectRef", "msg:BoundObjectReference", ""),
+        4: ("expirationSeconds", "int", "k"),
+    },
+    "BoundObjectReference": {
+        1: ("kind", "string", ""),
+        2: ("apiVersion", "string", ""),
+        3: ("name", "string", ""),
+        4: ("uid", "string", ""),
+    },
+    # v1 Service (kubectl create service clusterip|nodeport|loadbalancer|externalname)
+    "Service": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:ServiceSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "ServiceSpec": {
+        1: ("ports", "msg:ServicePort", "r"),
+        2: ("selector", "map:string", ""),
+        3: ("clusterIP", "string", ""),
+        4: ("type", "string", ""),
+        5: ("externalIPs", "string", "r"),
+        7: ("sessionAffinity", "string", ""),
+        8: ("loadBalancerIP", "string", ""),
+        9: ("loadBalancerSourceRanges", "string", "r"),
+        10: ("externalName", "string", ""),
+        11: ("externalTrafficPolicy", "string", ""),
+        12: ("healthCheckNodePort", "int", ""),
+        13: ("publishNotReadyAddresses", "bool", ""),
+        18: ("clusterIPs", "string", "r"),
+        19: ("ipFamilies", "string", "r"),
+    },
+    "ServicePort": {
+        1: ("name", "string", ""),
+        2: ("protocol", "string", ""),
+        3: ("port", "int", "k"),
+        4: ("targetPort", "intorstring", ""),
+        5: ("nodePort", "int", ""),
+        6: ("appProtocol", "string", ""),
+    },
+    "IntOrString": {1: ("type", "int", ""), 2: ("intVal", "int", ""), 3: ("strVal", "string", "")},
+    # policy/v1 (kubectl create poddisruptionbudget)
+    "PodDisruptionBudget": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:PodDisruptionBudgetSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "PodDisruptionBudgetSpec": {
+        1: ("minAvailable", "intorstring", ""),
+        2: ("selector", "msg:LabelSelector", ""),
+        3: ("maxUnavailable", "intorstring", ""),
+        4: ("unhealthyPodEvictionPolicy", "string", ""),
+    },
+    # batch/v1 (kubectl create job|cronjob, create job --from=cronjob/NAME)
+    "Job": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:JobSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "JobSpec": {
+        1: ("parallelism", "int", "k"),
+        2: ("completions", "int", "k"),
+        3: ("activeDeadlineSeconds", "int", "k"),
+        4: ("selector", "msg:LabelSelector", ""),
+        5: ("manualSelector", "bool", "k"),
+        6: ("template", "msg:PodTemplateSpec", ""),
+        7: ("backoffLimit", "int", "k"),
+        8: ("ttlSecondsAfterFinished", "int", "k"),
+        9: ("completionMode", "string", ""),
+        10: ("suspend", "bool", "k"),
+        12: ("backoffLimitPerIndex", "int", "k"),
+        13: ("maxFailedIndexes", "int", "k"),
+        14: ("podReplacementPolicy", "string", ""),
+        15: ("managedBy", "string", ""),
+    },
+    "CronJob": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:CronJobSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "CronJobSpec": {
+        1: ("schedule", "string", ""),
+        2: ("startingDeadlineSeconds", "int", "k"),
+        3: ("concurrencyPolicy", "string", ""),
+        4: ("suspend", "bool", "k"),
+        5: ("jobTemplate", "msg:JobTemplateSpec", ""),
+        6: ("successfulJobsHistoryLimit", "int", "k"),
+        7: ("failedJobsHistoryLimit", "int", "k"),
+        8: ("timeZone", "string", ""),
+    },
+    "JobTemplateSpec": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("spec", "msg:JobSpec", "")},
 }
 _KINDS: Final = {
     ("v1", "ConfigMap"): "ConfigMap",
@@ -187,6 +366,21 @@ _KINDS: Final = {
     ("v1", "Namespace"): "Namespace",
     ("v1", "ServiceAccount"): "ServiceAccount",
     ("apps/v1", "Deployment"): "Deployment",
+    **{
+        ("rbac.authorization.k8s.io/v1", kind): kind
+        for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+    },
+    **{
+        ("authorization.k8s.io/v1", kind): kind
+        for kind in ("SelfSubjectAccessReview", "SelfSubjectRulesReview", "SubjectAccessReview")
+    },
+    ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "SubjectAccessReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "SelfSubjectReview",
+    ("authentication.k8s.io/v1", "TokenRequest"): "TokenRequest",
+    ("v1", "Service"): "Service",
+    ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
+    ("batch/v1", "Job"): "Job",
+    ("batch/v1", "CronJob"): "CronJob",
 }
 
 
@@ -262,6 +456,9 @@ def _scalar(kind: str, value: int | bytes, where: str) -> Any:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(parts["seconds"])))
     if kind == "quantity":
         return decode_message("Quantity", value).get("string", "")
+    if kind == "intorstring":
+        parts = decode_message("IntOrString", value)
+        return parts.get("strVal", "") if parts.get("type") == 1 else parts.get("intVal", 0)
     raise ProtobufError(f"{where}: unknown type {kind}")
 
 

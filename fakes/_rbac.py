@@ -7,13 +7,16 @@ reads Roles, RoleBindings, ClusterRoles and ClusterRoleBindings from the store o
 request, as the real RBAC authorizer reads its informers. Members of `system:masters` are
 allowed everything (as on a real cluster). Discovery, /version and health paths are open to
 every authenticated user (the default `system:discovery` and `system:public-info-viewer`
-bindings). `Access` is the key of the API server's per-user accounting of authorized
-requests. Pure: no I/O.
+bindings); every authenticated user may also review its own access (`system:basic-user`).
+`Authorizer.rules_for` is the only evaluation: requests, `kubectl auth can-i` (the access
+reviews of `_access_reviews`) and impersonation (`Impersonate-User`, kubectl `--as`) all read
+it. `Access` is the key of the API server's per-user accounting of authorized requests.
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -25,6 +28,27 @@ __all__ = ["Access", "UserInfo"]
 ANONYMOUS = "system:anonymous"
 MASTERS = "system:masters"
 _OPEN_PATHS = ("/api", "/apis", "/version", "/healthz", "/livez", "/readyz", "/openapi")
+_ADMIN_RULES: tuple[Mapping[str, Any], ...] = (
+    {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]},
+    {"verbs": ["*"], "nonResourceURLs": ["*"]},
+)
+# The default ClusterRoles bound to `system:authenticated` on a real cluster.
+_AUTHENTICATED_RULES: tuple[Mapping[str, Any], ...] = (
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+    },
+    {
+        "verbs": ["create"],
+        "apiGroups": ["authentication.k8s.io"],
+        "resources": ["selfsubjectreviews"],
+    },
+    {
+        "verbs": ["get"],
+        "nonResourceURLs": sorted({u for p in _OPEN_PATHS for u in (p, p + "/*")}),
+    },
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,42 +177,47 @@ def _subject_matches(subject: Mapping[str, Any], user: UserInfo, binding_ns: str
 
 
 class Authorizer:
-    """RBAC over the store's objects; `enabled=False` allows everything."""
+    """RBAC over the store's objects; `enabled=False` allows everything.
+
+    `rules_for` is the one evaluation: a request is allowed when one of the rules granted
+    to its user (in its namespace, cluster-wide ones included) allows it, and the access
+    reviews (`_access_reviews`) answer `kubectl auth can-i` from the same rules."""
 
     def __init__(self, store: Store, *, enabled: bool) -> None:
         self.store = store
         self.enabled = enabled
 
     def allowed(self, user: UserInfo, attrs: Attributes) -> bool:
-        if not self.enabled or MASTERS in user.groups:
+        if not self.enabled:
             return True
-        if (
-            not attrs.is_resource
-            and user.name != ANONYMOUS
-            and any(attrs.path == p or attrs.path.startswith(p + "/") for p in _OPEN_PATHS)
-        ):
-            return True
-        for binding in self.store.entries("clusterrolebindings"):
-            obj = binding.object()
-            if self._binding_allows(obj, user, attrs, ""):
-                return True
-        if attrs.namespace and attrs.is_resource:
-            for binding in self.store.entries("rolebindings"):
-                if binding.namespace != attrs.namespace:
-                    continue
-                if self._binding_allows(binding.object(), user, attrs, attrs.namespace):
-                    return True
-        return False
+        namespace = attrs.namespace if attrs.is_resource else ""
+        return any(_rule_allows(rule, attrs) for rule in self.rules_for(user, namespace))
 
-    def _binding_allows(
-        self, binding: Mapping[str, Any], user: UserInfo, attrs: Attributes, namespace: str
-    ) -> bool:
+    def rules_for(self, user: UserInfo, namespace: str) -> Iterator[Mapping[str, Any]]:
+        """The rules granted to `user` in `namespace` ("" = cluster-wide ones only), lazily
+        (`allowed` stops at the first that allows): everything when RBAC is off and for
+        `system:masters` (the `cluster-admin` binding), the default `system:discovery`,
+        `system:basic-user` and `system:public-info-viewer` rules for every authenticated
+        user, then the rules of the ClusterRoleBindings and of the RoleBindings of
+        `namespace` naming the user."""
+        if not self.enabled or MASTERS in user.groups:
+            yield from _ADMIN_RULES
+        if user.name != ANONYMOUS:
+            yield from _AUTHENTICATED_RULES
+        for binding in self.store.entries("clusterrolebindings"):
+            yield from self._binding_rules(binding.object(), user, "")
+        if namespace:
+            for binding in self.store.entries("rolebindings"):
+                if binding.namespace == namespace:
+                    yield from self._binding_rules(binding.object(), user, namespace)
+
+    def _binding_rules(
+        self, binding: Mapping[str, Any], user: UserInfo, namespace: str
+    ) -> list[Mapping[str, Any]]:
         subjects = binding.get("subjects") or ()
         if not any(_subject_matches(s, user, namespace) for s in subjects):
-            return False
-        ref = binding.get("roleRef") or {}
-        rules = self._rules(ref, namespace)
-        return any(_rule_allows(rule, attrs) for rule in rules)
+            return []
+        return self._rules(binding.get("roleRef") or {}, namespace)
 
     def _rules(self, ref: Mapping[str, Any], namespace: str) -> list[Mapping[str, Any]]:
         kind = ref.get("kind")
@@ -203,6 +232,33 @@ class Authorizer:
         except StatusError:
             return []
         return list(role.get("rules") or ())
+
+    def impersonate(self, user: UserInfo, headers: Mapping[str, str]) -> UserInfo:
+        """The user a request acts as: `user`, or the one its `Impersonate-User` and
+        `Impersonate-Group` headers name (kubectl `--as`, `--as-group`) when `user` may
+        `impersonate` them (RBAC verb `impersonate` on `users`, `groups`, or
+        `serviceaccounts` in the account's namespace), else the real 403."""
+        name = headers.get("impersonate-user", "").strip()
+        groups = tuple(
+            g.strip() for g in headers.get("impersonate-group", "").split(",") if g.strip()
+        )
+        if not name and not groups:
+            return user
+        if not name:
+            raise StatusError.bad_request(f"requested {list(groups)} without impersonating a user")
+        prefix = "system:serviceaccount:"
+        account = name[len(prefix) :].split(":") if name.startswith(prefix) else []
+        if len(account) == 2:
+            wanted = [Attributes("impersonate", "", "serviceaccounts", "", account[0], account[1])]
+            target = UserInfo.service_account(account[0], account[1])
+            target = UserInfo(target.name, (*target.groups, *groups))
+        else:
+            wanted = [Attributes("impersonate", "", "users", name=name)]
+            target = UserInfo(name, groups)
+        wanted += [Attributes("impersonate", "", "groups", name=g) for g in groups]
+        for attrs in wanted:
+            self.check(user, attrs)
+        return target
 
     def check(self, user: UserInfo, attrs: Attributes) -> None:
         """Raise the real 403 when `user` may not do `attrs`."""

@@ -315,6 +315,28 @@ def builtin_resources() -> list[ResourceType]:
             generation=True,
             status_subresource=True,
         ),
+        # batch/v1: `kubectl create job|cronjob`; the simulation runs a Job's pods (_sim_jobs).
+        ResourceType(
+            "batch",
+            "v1",
+            "jobs",
+            "Job",
+            True,
+            categories=all_,
+            generation=True,
+            status_subresource=True,
+        ),
+        ResourceType(
+            "batch",
+            "v1",
+            "cronjobs",
+            "CronJob",
+            True,
+            short_names=("cj",),
+            categories=all_,
+            generation=True,
+            status_subresource=True,
+        ),
         ResourceType(
             *net,
             "ingresses",

@@ -2,10 +2,10 @@
 
 What this module is for: one owner (`open_simulation`, an async context manager) for everything
 that makes the fake API server behave like a cluster rather than a database: it subscribes to
-the store, runs the deployment and replica set controllers, the scheduler, the nodes and the
-kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log`, `pods/exec` and
-`pods/portforward` subresources. `open_fake_apiserver(simulate=True)` uses it; tests that need
-no sockets use it directly on a `Store` under trio's `MockClock` (with
+the store, runs the deployment, replica set and job controllers, the scheduler, the nodes and the
+kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log`, `pods/exec`,
+`pods/attach` and `pods/portforward` subresources. `open_fake_apiserver(simulate=True)` uses
+it; tests that need no sockets use it directly on a `Store` under trio's `MockClock` (with
 `SimSettings(backends=False)`).
 
     from rxkube.fakes import SimSettings, Store, open_simulation
@@ -34,7 +34,7 @@ import trio
 from rxkube.fakes._api import ApiServer, RequestContext
 from rxkube.fakes._backends import NetworkMode, PodNetwork, pod_address
 from rxkube.fakes._errors import StatusError
-from rxkube.fakes._exec import ExecTarget, serve_exec
+from rxkube.fakes._exec import ExecTarget, serve_attach, serve_exec
 from rxkube.fakes._http import AnyResponse
 from rxkube.fakes._kubelet import (
     Kubelet,
@@ -48,6 +48,7 @@ from rxkube.fakes._portforward import serve_portforward
 from rxkube.fakes._resources import Subresource
 from rxkube.fakes._sim_deployments import DeploymentController, ReplicaSetController
 from rxkube.fakes._sim_events import EventRecorder
+from rxkube.fakes._sim_jobs import JobController
 from rxkube.fakes._sim_shell import ExecResult
 from rxkube.fakes._store import Change, Store
 
@@ -136,6 +137,7 @@ class Simulation:
         self.events = EventRecorder(store, enabled=settings.events)
         self.deployments = DeploymentController(store, self.events)
         self.replicasets = ReplicaSetController(store, self.events)
+        self.jobs = JobController(store, self.events)
         self.scheduler = Scheduler(store, self.events, settings.schedule_delay)
         self.kubelet = Kubelet(store, settings.kubelet(), network, self.events, random=rng)
 
@@ -148,6 +150,7 @@ class Simulation:
         for observer in (
             self.deployments.observe,
             self.replicasets.observe,
+            self.jobs.observe,
             self.scheduler.observe,
             self.kubelet.observe,
         ):
@@ -225,8 +228,8 @@ class Simulation:
     # -- subresources ----------------------------------------------------------------------
 
     def serve_subresources(self, api: ApiServer) -> None:
-        """Serve `pods/log`, `pods/exec` and `pods/portforward` on `api` (and list them in
-        discovery)."""
+        """Serve `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward` on `api` (and list
+        them in discovery)."""
         api.add_subresource("pods", Subresource("log", verbs=("get",), kind="Pod"), self._log)
         api.add_subresource(
             "pods",
@@ -237,6 +240,11 @@ class Simulation:
             "pods",
             Subresource("portforward", verbs=("create", "get"), kind="PodPortForwardOptions"),
             self._portforward,
+        )
+        api.add_subresource(
+            "pods",
+            Subresource("attach", verbs=("create", "get"), kind="PodAttachOptions"),
+            self._attach,
         )
 
     async def _log(self, ctx: RequestContext) -> AnyResponse:
@@ -269,6 +277,16 @@ class Simulation:
             return pod_address(pod, port)
 
         return serve_portforward(ctx.request, pod, dial)
+
+    async def _attach(self, ctx: RequestContext) -> AnyResponse:
+        if ctx.request.method not in ("GET", "POST"):
+            raise StatusError.method_not_allowed(ctx.request.method, "pods/attach")
+        pod = self.store.get("pods", ctx.namespace, ctx.name)
+        return serve_attach(ctx.request, pod, self._attached)
+
+    def _attached(self, namespace: str, pod: str, uid: str, container: str) -> SimContainer | None:
+        worker = self.kubelet.workers.get(uid)
+        return None if worker is None else worker.containers.get(container)
 
     def _exec_target(self, namespace: str, pod: str, uid: str, container: str) -> ExecTarget | None:
         worker = self.kubelet.workers.get(uid)
@@ -305,10 +323,12 @@ async def open_simulation(
             await nursery.start(_run_nodes, store, settings, network.cidr, sim.kubelet.host_ip)
             nursery.start_soon(sim.deployments.queue.run, sim.deployments.sync)
             nursery.start_soon(sim.replicasets.queue.run, sim.replicasets.sync)
+            nursery.start_soon(sim.jobs.queue.run, sim.jobs.sync)
             sim.scheduler.start(nursery)
             sim.kubelet.start(nursery)
             sim.deployments.resync_all()
             sim.replicasets.resync_all()
+            sim.jobs.resync_all()
             try:
                 yield sim
             finally:

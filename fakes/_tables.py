@@ -359,6 +359,83 @@ def _replicaset_cells(p: _Printer, obj: Obj) -> Cells:
     ]
 
 
+def _job_condition(obj: Obj, kind: str) -> bool:
+    return any(
+        c.get("type") == kind and c.get("status") == "True"
+        for c in _list(_get(obj, "status", "conditions"))
+        if isinstance(c, dict)
+    )
+
+
+def _job_cells(p: _Printer, obj: Obj) -> Cells:
+    """`printJob` of kubectl 1.32's server-side printers: status, completions, duration."""
+    spec = _get(obj, "spec") or {}
+    status = _get(obj, "status") or {}
+    succeeded = int(status.get("succeeded") or 0)
+    completions = spec.get("completions")
+    parallelism = int(spec.get("parallelism") or 0)
+    if completions is not None:
+        done = f"{succeeded}/{int(completions)}"
+    elif parallelism > 1:
+        done = f"{succeeded}/1 of {parallelism}"
+    else:
+        done = f"{succeeded}/1"
+    started = parse_time(status.get("startTime"))
+    finished = parse_time(status.get("completionTime"))
+    if started is None:
+        duration = ""
+    elif finished is None:
+        duration = human_duration(p.now - started)
+    else:
+        duration = human_duration(finished - started)
+    if _job_condition(obj, "Complete"):
+        state = "Complete"
+    elif _job_condition(obj, "Failed"):
+        state = "Failed"
+    elif status.get("terminating"):
+        state = "Terminating"
+    elif _job_condition(obj, "Suspended"):
+        state = "Suspended"
+    elif _job_condition(obj, "FailureTarget"):
+        state = "FailureTarget"
+    elif _job_condition(obj, "SuccessCriteriaMet"):
+        state = "SuccessCriteriaMet"
+    else:
+        state = "Running"
+    names, images = _containers(_get(spec, "template", "spec"))
+    return [
+        _meta(obj).get("name", ""),
+        state,
+        done,
+        duration,
+        p.age(obj),
+        names,
+        images,
+        selector_string(spec.get("selector")),
+    ]
+
+
+def _cronjob_cells(p: _Printer, obj: Obj) -> Cells:
+    spec = _get(obj, "spec") or {}
+    status = _get(obj, "status") or {}
+    job_spec = _get(spec, "jobTemplate", "spec") or {}
+    names, images = _containers(_get(job_spec, "template", "spec"))
+    last = status.get("lastScheduleTime")
+    return [
+        _meta(obj).get("name", ""),
+        spec.get("schedule") or "",
+        spec.get("timeZone") or "<none>",
+        # printBoolPtr: a string
+        "<unset>" if spec.get("suspend") is None else "True" if spec["suspend"] else "False",
+        len(_list(status.get("active"))),
+        p.since(last) if last else "<none>",
+        p.age(obj),
+        names,
+        images,
+        selector_string(job_spec.get("selector")),
+    ]
+
+
 def _service_external_ip(spec: Obj, status: Obj) -> str:
     kind = spec.get("type") or "ClusterIP"
     external = [str(ip) for ip in _list(spec.get("externalIPs"))]
@@ -564,6 +641,60 @@ _KINDS: Final[dict[tuple[str, str], tuple[tuple[Column, ...], Printer]]] = {
             ),
         ),
         _replicaset_cells,
+    ),
+    ("batch", "Job"): (
+        (
+            NAME,
+            _col("Status", doc="Status of the job."),
+            _col(
+                "Completions",
+                doc="The number of pods which reached phase Succeeded. The value increases "
+                "monotonically for a given spec. However, it may decrease in reaction to "
+                "scale down of elastic indexed jobs.",
+            ),
+            _col("Duration", doc="Time required to complete the job."),
+            AGE,
+            _col("Containers", priority=1, doc="Names of each container in the template."),
+            _col("Images", priority=1, doc="Images referenced by each container in the template."),
+            _col(
+                "Selector",
+                priority=1,
+                doc="A label query over pods that should match the pod count. Normally, the "
+                "system sets this field for you.",
+            ),
+        ),
+        _job_cells,
+    ),
+    ("batch", "CronJob"): (
+        (
+            NAME,
+            _col(
+                "Schedule",
+                doc="The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+            ),
+            _col("Timezone", doc="The time zone name for the given schedule."),
+            _col(
+                "Suspend",
+                "boolean",
+                doc="This flag tells the controller to suspend subsequent executions, it does "
+                "not apply to already started executions.  Defaults to false.",
+            ),
+            _col("Active", "integer", doc="A list of pointers to currently running jobs."),
+            _col(
+                "Last Schedule",
+                doc="Information when was the last time the job was successfully scheduled.",
+            ),
+            AGE,
+            _col("Containers", priority=1, doc="Names of each container in the template."),
+            _col("Images", priority=1, doc="Images referenced by each container in the template."),
+            _col(
+                "Selector",
+                priority=1,
+                doc="A label query over pods that should match the pod count. Normally, the "
+                "system sets this field for you.",
+            ),
+        ),
+        _cronjob_cells,
     ),
     ("", "Service"): (
         (

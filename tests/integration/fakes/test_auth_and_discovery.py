@@ -141,6 +141,7 @@ async def test_legacy_discovery(client: httpx.AsyncClient) -> None:
     names = [g["name"] for g in groups["groups"]]
     assert names == [
         "apps",
+        "batch",
         "networking.k8s.io",
         "policy",
         "rbac.authorization.k8s.io",
@@ -148,7 +149,16 @@ async def test_legacy_discovery(client: httpx.AsyncClient) -> None:
         "apiextensions.k8s.io",
         "gateway.solo.io",
         "gloo.solo.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
     ]
+    reviews = (await client.get("/apis/authorization.k8s.io/v1")).json()
+    review = next(r for r in reviews["resources"] if r["name"] == "selfsubjectaccessreviews")
+    assert (review["kind"], review["namespaced"], review["verbs"]) == (
+        "SelfSubjectAccessReview",
+        False,
+        ["create"],
+    )
     apps = (await client.get("/apis/apps/v1")).json()
     assert {r["name"] for r in apps["resources"]} >= {
         "deployments",

@@ -39,7 +39,7 @@ import logging
 import random as _random
 import socket as _stdlib_socket
 import time as _time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -186,10 +186,11 @@ class PodNetwork:
             pod.sockets[port] = sock
             pod.host_ports[port] = sock.getsockname()[1]
 
-    async def rebind(self, pod: PodPorts) -> None:
-        """Bind the pod's ports again after a container restart (same host ports)."""
+    async def rebind(self, pod: PodPorts, ports: Collection[int] | None = None) -> None:
+        """Bind the pod's ports (or only `ports`: one container's, since the others' are
+        listening) again after a container restart (same host ports)."""
         for port, host_port in pod.host_ports.items():
-            if port in pod.sockets:
+            if port in pod.sockets or (ports is not None and port not in ports):
                 continue
             sock = trio.socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_STREAM)
             sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_REUSEADDR, 1)

@@ -802,7 +802,7 @@ class PodWorker:
         async with trio.open_nursery() as instance:
             if self.ports is not None and container.ports:
                 try:
-                    await kubelet.network.rebind(self.ports)
+                    await kubelet.network.rebind(self.ports, container.ports)
                 except OSError as error:
                     container.log.write(f"listen failed: {error}\n")
                     return self._exited(container, 1, "Error")

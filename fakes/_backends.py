@@ -222,9 +222,11 @@ async def serve_backend(
     log: ContainerLog,
     now: Callable[[], float] = _time.time,
     *,
+    served: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on `sock` (bound already) and serve the echo app until cancelled."""
+    """Listen on `sock` (bound already) and serve the echo app until cancelled; `served` is
+    called after each request answered (the container's `RequestMeter`, for metrics)."""
     sock.listen(128)
     listener = trio.SocketListener(sock)
     async with trio.open_nursery() as nursery, listener:
@@ -235,7 +237,7 @@ async def serve_backend(
             except OSError:
                 await trio.sleep(0.05)
                 continue
-            nursery.start_soon(_connection, stream, port, info, log, now)
+            nursery.start_soon(_connection, stream, port, info, log, now, served)
 
 
 async def _connection(
@@ -244,6 +246,7 @@ async def _connection(
     info: BackendInfo,
     log: ContainerLog,
     now: Callable[[], float],
+    served: Callable[[], None],
 ) -> None:
     try:
         peer = stream.socket.getpeername()[0]
@@ -271,6 +274,7 @@ async def _connection(
                     )
                     or b""
                 )
+                served()
                 log.write(
                     f'{peer} - - [{_access_time(now())}] "GET {target} HTTP/1.1" 101 0 "-" '
                     f'"{agent}"\n'
@@ -302,6 +306,7 @@ async def _connection(
                     data += conn.send(h11.Data(data=page)) or b""
                 data += conn.send(h11.EndOfMessage()) or b""
                 await stream.send_all(data)
+                served()
                 log.write(
                     f'{peer} - - [{_access_time(now())}] "{request.method.decode()} {target} '
                     f'HTTP/{request.http_version.decode()}" 200 {len(page)} "-" "{agent}"\n'
@@ -349,6 +354,7 @@ async def _connection(
                 data += conn.send(h11.Data(data=payload)) or b""
             data += conn.send(h11.EndOfMessage()) or b""
             await stream.send_all(data)
+            served()
             log.write(
                 f'{peer} - - [{_access_time(now())}] "{request.method.decode()} {target} '
                 f'HTTP/{request.http_version.decode()}" {status} {len(payload)} "-" "{agent}"\n'

@@ -11,9 +11,13 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import trio
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
 
 from rxkube.fakes import SimSettings, Store, ThreadedFakeApiServer, fake_apiserver_thread
 
@@ -161,3 +165,76 @@ def test_kubectl_cp_files_and_trees_both_ways(
         b"tar: Exiting with failure status due to previous errors\n"
     ).startswith(remote.stderr)
     assert not (tmp_path / "x").exists()
+
+
+def test_kubectl_top_pods_and_nodes_from_what_the_backends_did(
+    cluster: ThreadedFakeApiServer, home: Path
+) -> None:
+    create_pod(cluster, "top-web", {"app": "top-web"}, ["app", "sidecar"])
+    create_pod(cluster, "top-db", {"app": "top-db"}, ["db"])
+    wait(cluster, running("top-web", "top-db"))
+
+    def row(text: str, *first: str) -> list[str]:
+        return next(
+            line.split() for line in text.splitlines() if line.split()[: len(first)] == list(first)
+        )
+
+    pods = ok(cluster, home, "top", "pods")
+    assert pods.splitlines()[0].split() == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    # Idle: 1m per container; memory 8Mi plus the log lines each container wrote.
+    assert row(pods, "top-web")[:2] == ["top-web", "2m"]
+    assert row(pods, "top-db")[:2] == ["top-db", "1m"]
+    selected = ok(cluster, home, "top", "pods", "-l", "app=top-web")
+    assert [line.split()[0] for line in selected.splitlines()[1:]] == ["top-web"]
+    containers = ok(cluster, home, "top", "pods", "-l", "app=top-web", "--containers")
+    assert containers.splitlines()[0].split() == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    assert [line.split()[:3] for line in containers.splitlines()[1:]] == [
+        ["top-web", "app", "1m"],
+        ["top-web", "sidecar", "1m"],
+    ]
+    nodes = ok(cluster, home, "top", "nodes")
+    assert nodes.splitlines()[0].split() == [
+        "NAME",
+        "CPU(cores)",
+        "CPU(%)",
+        "MEMORY(bytes)",
+        "MEMORY(%)",
+    ]
+    assert row(nodes, "node-1")[0] == "node-1"
+    missing = kubectl(cluster, home, "top", "pod", "nope")
+    assert missing.stderr == (
+        b'Error from server (NotFound): podmetrics.metrics.k8s.io "default/nope" not found\n'
+    )
+
+    # 75 requests to the app container's backend: 75 * 2 ms of CPU over the 15 s window.
+    host, port = cluster.simulation.address("default", "top-web", 8080)  # type: ignore[union-attr]
+    with httpx.Client(base_url=f"http://{host}:{port}", timeout=DEADLINE) as backend:
+        for _ in range(75):
+            assert backend.get("/").status_code == 200
+    busy = ok(cluster, home, "top", "pods", "top-web", "--containers")
+    assert [line.split()[:3] for line in busy.splitlines()[1:]] == [
+        ["top-web", "app", "11m"],
+        ["top-web", "sidecar", "1m"],
+    ]
+
+    # The official client reads the same objects through CustomObjectsApi.
+    api_client = kube_config.new_client_from_config(str(cluster.kubeconfig_path))
+    try:
+        custom = kube_client.CustomObjectsApi(api_client)
+        listed: dict[str, Any] = custom.list_namespaced_custom_object(
+            "metrics.k8s.io", "v1beta1", "default", "pods", label_selector="app=top-web"
+        )
+        assert listed["kind"] == "PodMetricsList"
+        (item,) = listed["items"]
+        assert item["window"] == "15s"
+        assert item["timestamp"] == item["metadata"]["creationTimestamp"]
+        usage = {c["name"]: c["usage"] for c in item["containers"]}
+        assert usage["app"]["cpu"] == "11m"
+        assert usage["app"]["memory"].endswith("Ki")
+        node: dict[str, Any] = custom.get_cluster_custom_object(
+            "metrics.k8s.io", "v1beta1", "nodes", "node-1"
+        )
+        assert node["kind"] == "NodeMetrics"
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == "node-1"
+    finally:
+        api_client.close()  # type: ignore[attr-defined]  # in kubernetes>=12, not in the stubs

@@ -39,7 +39,7 @@ import logging
 import random as _random
 import socket as _stdlib_socket
 import time as _time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -186,10 +186,11 @@ class PodNetwork:
             pod.sockets[port] = sock
             pod.host_ports[port] = sock.getsockname()[1]
 
-    async def rebind(self, pod: PodPorts) -> None:
-        """Bind the pod's ports again after a container restart (same host ports)."""
+    async def rebind(self, pod: PodPorts, ports: Collection[int] | None = None) -> None:
+        """Bind the pod's ports (or only `ports`: one container's, since the others' are
+        listening) again after a container restart (same host ports)."""
         for port, host_port in pod.host_ports.items():
-            if port in pod.sockets:
+            if port in pod.sockets or (ports is not None and port not in ports):
                 continue
             sock = trio.socket.socket(_stdlib_socket.AF_INET, _stdlib_socket.SOCK_STREAM)
             sock.setsockopt(_stdlib_socket.SOL_SOCKET, _stdlib_socket.SO_REUSEADDR, 1)
@@ -221,9 +222,11 @@ async def serve_backend(
     log: ContainerLog,
     now: Callable[[], float] = _time.time,
     *,
+    served: Callable[[], None] = lambda: None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on `sock` (bound already) and serve the echo app until cancelled."""
+    """Listen on `sock` (bound already) and serve the echo app until cancelled; `served` is
+    called after each request answered (the container's `RequestMeter`, for metrics)."""
     sock.listen(128)
     listener = trio.SocketListener(sock)
     async with trio.open_nursery() as nursery, listener:
@@ -234,7 +237,7 @@ async def serve_backend(
             except OSError:
                 await trio.sleep(0.05)
                 continue
-            nursery.start_soon(_connection, stream, port, info, log, now)
+            nursery.start_soon(_connection, stream, port, info, log, now, served)
 
 
 async def _connection(
@@ -243,6 +246,7 @@ async def _connection(
     info: BackendInfo,
     log: ContainerLog,
     now: Callable[[], float],
+    served: Callable[[], None],
 ) -> None:
     try:
         peer = stream.socket.getpeername()[0]
@@ -270,6 +274,7 @@ async def _connection(
                     )
                     or b""
                 )
+                served()
                 log.write(
                     f'{peer} - - [{_access_time(now())}] "GET {target} HTTP/1.1" 101 0 "-" '
                     f'"{agent}"\n'
@@ -301,6 +306,7 @@ async def _connection(
                     data += conn.send(h11.Data(data=page)) or b""
                 data += conn.send(h11.EndOfMessage()) or b""
                 await stream.send_all(data)
+                served()
                 log.write(
                     f'{peer} - - [{_access_time(now())}] "{request.method.decode()} {target} '
                     f'HTTP/{request.http_version.decode()}" 200 {len(page)} "-" "{agent}"\n'
@@ -348,6 +354,7 @@ async def _connection(
                 data += conn.send(h11.Data(data=payload)) or b""
             data += conn.send(h11.EndOfMessage()) or b""
             await stream.send_all(data)
+            served()
             log.write(
                 f'{peer} - - [{_access_time(now())}] "{request.method.decode()} {target} '
                 f'HTTP/{request.http_version.decode()}" {status} {len(payload)} "-" "{agent}"\n'

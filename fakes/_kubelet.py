@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
@@ -60,6 +61,7 @@ from rxkube.fakes._errors import StatusError
 from rxkube.fakes._logs import ContainerLog
 from rxkube.fakes._sim_events import EventRecorder
 from rxkube.fakes._sim_fs import ContainerFS, Directory
+from rxkube.fakes._sim_metrics import RequestMeter
 from rxkube.fakes._sim_shell import (
     IO,
     PATH,
@@ -307,6 +309,8 @@ class SimContainer:
         self.running = False
         self.log = ContainerLog(now=pod.store.now)
         self.fs = ContainerFS(now=pod.store.now)
+        self.requests = RequestMeter(pod.store.now)
+        """Requests its backends served (what `kubectl top` counts as CPU, `_sim_metrics`)."""
         self.machine = Machine(self.fs)
         self._signal: int | None = None
         self._signalled = trio.Event()
@@ -802,7 +806,7 @@ class PodWorker:
         async with trio.open_nursery() as instance:
             if self.ports is not None and container.ports:
                 try:
-                    await kubelet.network.rebind(self.ports)
+                    await kubelet.network.rebind(self.ports, container.ports)
                 except OSError as error:
                     container.log.write(f"listen failed: {error}\n")
                     return self._exited(container, 1, "Error")
@@ -817,7 +821,12 @@ class PodWorker:
                 for port in container.ports:
                     sock = self.ports.sockets.pop(port)
                     await instance.start(
-                        serve_backend, sock, port, info, container.log, self.store.now
+                        functools.partial(serve_backend, served=container.requests.record),
+                        sock,
+                        port,
+                        info,
+                        container.log,
+                        self.store.now,
                     )
             container.log.write(
                 f"rxkube simulated container {container.name} of pod "

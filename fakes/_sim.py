@@ -4,9 +4,9 @@ What this module is for: one owner (`open_simulation`, an async context manager)
 that makes the fake API server behave like a cluster rather than a database: it subscribes to
 the store, runs the deployment, replica set and job controllers, the scheduler, the nodes and the
 kubelet in its nursery, and (given the `ApiServer`) serves the `pods/log`, `pods/exec`,
-`pods/attach` and `pods/portforward` subresources. `open_fake_apiserver(simulate=True)` uses
-it; tests that need no sockets use it directly on a `Store` under trio's `MockClock` (with
-`SimSettings(backends=False)`).
+`pods/attach` and `pods/portforward` subresources and `metrics.k8s.io` (`kubectl top`).
+`open_fake_apiserver(simulate=True)` uses it; tests that need no sockets use it directly on
+a `Store` under trio's `MockClock` (with `SimSettings(backends=False)`).
 
     from rxkube.fakes import SimSettings, Store, open_simulation
 
@@ -49,6 +49,7 @@ from rxkube.fakes._resources import Subresource
 from rxkube.fakes._sim_deployments import DeploymentController, ReplicaSetController
 from rxkube.fakes._sim_events import EventRecorder
 from rxkube.fakes._sim_jobs import JobController
+from rxkube.fakes._sim_metrics import install_metrics_api
 from rxkube.fakes._sim_shell import ExecResult
 from rxkube.fakes._store import Change, Store
 
@@ -229,7 +230,8 @@ class Simulation:
 
     def serve_subresources(self, api: ApiServer) -> None:
         """Serve `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward` on `api` (and list
-        them in discovery)."""
+        them in discovery), and `metrics.k8s.io` (`kubectl top`, `_sim_metrics`)."""
+        install_metrics_api(api, self.store, self.kubelet)
         api.add_subresource("pods", Subresource("log", verbs=("get",), kind="Pod"), self._log)
         api.add_subresource(
             "pods",

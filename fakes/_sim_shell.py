@@ -11,9 +11,10 @@ without running anything on the host. This module interprets `argv` against a `C
   `set -e`; an interactive `sh` reading stdin (echo and prompt on a tty);
 - the commands `cat echo printf ls mkdir rmdir rm touch cp mv chmod env printenv sleep true
   false test [ pwd cd export unset read exit hostname whoami id head tail wc grep tee date
-  uname basename dirname seq kill` with the output and error texts of coreutils and dash
-  (`sh: 1: X: not found` and status 127 for an unknown command in a script; status 126 and the
-  container runtime's "executable file not found" text when `exec` names one directly).
+  uname basename dirname seq kill tar` (`tar` lives in `_sim_tar`) with the output and error
+  texts of coreutils and dash (`sh: 1: X: not found` and status 127 for an unknown command in
+  a script; status 126 and the container runtime's "executable file not found" text when
+  `exec` names one directly).
 
 Bytes are bytes: files, stdin and stdout are never decoded, so binary data round-trips
 (`cat` of a binary file returns its bytes). Time comes from the injected `Machine.sleep` and
@@ -39,6 +40,7 @@ from typing import Final
 import trio
 
 from rxkube.fakes._sim_fs import ContainerFS, Directory, File, FsError, Sink
+from rxkube.fakes._sim_tar import run_tar
 
 __all__ = ["ExecResult"]
 
@@ -1976,6 +1978,19 @@ async def _cp(ctx: Context) -> int:
             await ctx.err(f"cp: cannot create regular file '{dest}': {error.strerror}\n")
             status = 1
     return status
+
+
+@command("tar")
+async def _tar(ctx: Context) -> int:
+    return await run_tar(
+        ctx.argv[1:],
+        ctx.fs,
+        ctx.cwd,
+        read_stdin=ctx.io.stdin.read_all,
+        stdout=ctx.io.stdout,
+        stderr=ctx.io.stderr,
+        now=ctx.machine.now,
+    )
 
 
 @command("mv")

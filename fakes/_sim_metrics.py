@@ -49,7 +49,7 @@ from rxkube.fakes._store import Store, rfc3339
 if TYPE_CHECKING:
     from rxkube.fakes._kubelet import Kubelet, SimContainer
 
-__all__ = ["RequestMeter", "install_metrics_api"]
+__all__: list[str] = []
 
 GROUP: Final = "metrics.k8s.io"
 VERSION: Final = "v1beta1"

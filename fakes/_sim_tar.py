@@ -34,7 +34,7 @@ from typing import Final
 
 from rxkube.fakes._sim_fs import ContainerFS, Directory, File, FsError, Node
 
-__all__ = ["run_tar"]
+__all__: list[str] = []
 
 Write = Callable[[bytes], Awaitable[None]]
 ReadAll = Callable[[], Awaitable[bytes]]

@@ -19,8 +19,10 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 # A strict editable install, redone every run so that mypy and import-linter see new files.
+# PYTHONWARNINGS hides setuptools' notice about strict editable installs (a page of text on
+# every run, nothing to act on); its other warnings still show.
 install: $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict
 
 lint: install
 	timeout $(BUDGET_LINT) sh -ec '\

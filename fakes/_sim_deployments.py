@@ -85,6 +85,24 @@ def owner_ref(owner: Mapping[str, Any]) -> Obj:
     }
 
 
+def pod_from_template(owner: Mapping[str, Any]) -> Obj:
+    """A new pod of `owner`'s `spec.template` (a ReplicaSet's or a Job's), named after it."""
+    template = copy.deepcopy((owner.get("spec") or {}).get("template") or {})
+    meta = owner["metadata"]
+    template_meta = template.get("metadata") or {}
+    pod_meta: Obj = {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]}
+    for field in ("labels", "annotations"):
+        if template_meta.get(field):
+            pod_meta[field] = template_meta[field]
+    pod_meta["ownerReferences"] = [owner_ref(owner)]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": pod_meta,
+        "spec": template.get("spec") or {},
+    }
+
+
 def safe_encode(text: str) -> str:
     """apimachinery `rand.SafeEncodeString`: no vowels, no confusable characters."""
     return "".join(_SAFE_ALPHABET[ord(c) % len(_SAFE_ALPHABET)] for c in text)
@@ -861,23 +879,11 @@ class ReplicaSetController:
         return self._write_status(rs, active)
 
     def _create_pod(self, rs: Obj) -> Obj:
-        template = copy.deepcopy(rs["spec"].get("template") or {})
-        meta = rs["metadata"]
-        template_meta = template.get("metadata") or {}
-        pod_meta: Obj = {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]}
-        if template_meta.get("labels"):
-            pod_meta["labels"] = template_meta["labels"]
-        if template_meta.get("annotations"):
-            pod_meta["annotations"] = template_meta["annotations"]
-        pod_meta["ownerReferences"] = [owner_ref(rs)]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": pod_meta,
-            "spec": template.get("spec") or {},
-        }
         pod = self.store.create(
-            "pods", body, namespace=meta["namespace"], user=REPLICASET_CONTROLLER
+            "pods",
+            pod_from_template(rs),
+            namespace=rs["metadata"]["namespace"],
+            user=REPLICASET_CONTROLLER,
         ).object()
         self.events.record(
             rs,

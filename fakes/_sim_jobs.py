@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from rxkube.fakes._errors import StatusError
-from rxkube.fakes._sim_deployments import controller_ref, owner_ref, pod_ready
+from rxkube.fakes._sim_deployments import controller_ref, pod_from_template, pod_ready
 from rxkube.fakes._sim_events import EventRecorder
 from rxkube.fakes._sim_queue import WorkQueue
 from rxkube.fakes._store import Change, Store, rfc3339
@@ -187,22 +187,11 @@ class JobController:
         return None
 
     def _create_pod(self, job: Obj) -> Obj:
-        template = copy.deepcopy((job.get("spec") or {}).get("template") or {})
-        meta = job["metadata"]
-        template_meta = template.get("metadata") or {}
-        pod_meta: Obj = {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]}
-        for field in ("labels", "annotations"):
-            if template_meta.get(field):
-                pod_meta[field] = template_meta[field]
-        pod_meta["ownerReferences"] = [owner_ref(job)]
-        body = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": pod_meta,
-            "spec": template.get("spec") or {},
-        }
         pod = self.store.create(
-            "pods", body, namespace=meta["namespace"], user=JOB_CONTROLLER
+            "pods",
+            pod_from_template(job),
+            namespace=job["metadata"]["namespace"],
+            user=JOB_CONTROLLER,
         ).object()
         self.events.record(
             job,

@@ -298,3 +298,62 @@ def test_typed_create_subcommands_send_protobuf_the_fake_decodes(admin: Kubectl)
     assert (np["spec"]["type"], np["spec"]["ports"][0]["targetPort"]) == ("NodePort", "http")
     pdb: dict[str, Any] = orjson.loads(admin.ok("get", "pdb", "pdb", "-o", "json", *ns))
     assert pdb["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}
+
+
+def test_create_ingress_decodes_the_inlined_rule_value(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "ing")
+    ns = ("-n", "ing")
+    assert admin.ok(
+        "create",
+        "ingress",
+        "simple",
+        "--rule=foo.com/bar=svc1:8080,tls=my-cert",
+        "--class=nginx",
+        "--annotation=team=web",
+        *ns,
+    ) == ("ingress.networking.k8s.io/simple created\n")
+    admin.ok(
+        "create",
+        "ingress",
+        "catchall",
+        "--default-backend=defsvc:http",
+        "--rule=/path*=svc:8080",
+        "--rule=bar.com/*=svc2:http",
+        *ns,
+    )
+    simple: dict[str, Any] = orjson.loads(admin.ok("get", "ingress", "simple", "-o", "json", *ns))
+    assert simple["metadata"]["annotations"] == {"team": "web"}
+    assert simple["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "foo.com",
+                "http": {
+                    "paths": [
+                        {
+                            "backend": {"service": {"name": "svc1", "port": {"number": 8080}}},
+                            "path": "/bar",
+                            "pathType": "Exact",
+                        }
+                    ]
+                },
+            }
+        ],
+        "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+    }
+    catchall: dict[str, Any] = orjson.loads(
+        admin.ok("get", "ingress", "catchall", "-o", "json", *ns)
+    )
+    assert catchall["spec"]["defaultBackend"] == {
+        "service": {"name": "defsvc", "port": {"name": "http"}}
+    }
+    assert [rule.get("host") for rule in catchall["spec"]["rules"]] == [None, "bar.com"]
+    assert catchall["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+    table = [line.split() for line in admin.ok("get", "ingress", *ns).splitlines()]
+    # ADDRESS is empty (no ingress controller), so the split rows are one cell short.
+    assert table[0] == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    assert table[1][:4] == ["catchall", "<none>", "*,bar.com", "80"]
+    assert table[2][:5] == ["simple", "nginx", "foo.com", "80,", "443"]
+    described = admin.ok("describe", "ingress", "simple", *ns)
+    assert "my-cert terminates foo.com" in described
+    assert "Ingress Class:    nginx" in described

@@ -357,3 +357,27 @@ def test_create_ingress_decodes_the_inlined_rule_value(admin: Kubectl) -> None:
     described = admin.ok("describe", "ingress", "simple", *ns)
     assert "my-cert terminates foo.com" in described
     assert "Ingress Class:    nginx" in described
+
+
+def test_create_service_nodeport_allocates_node_ports(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "nodeports")
+    ns = ("-n", "nodeports")
+    # The given port first: a random allocation could otherwise take it (as on a real cluster).
+    admin.ok("create", "service", "nodeport", "fixed", "--tcp=80:8080", "--node-port=30080", *ns)
+    admin.ok("create", "service", "nodeport", "auto", "--tcp=80:8080", *ns)
+    auto: dict[str, Any] = orjson.loads(admin.ok("get", "service", "auto", "-o", "json", *ns))
+    (port,) = auto["spec"]["ports"]
+    assert 30000 <= port["nodePort"] <= 32767
+    assert port["nodePort"] != 30080
+    rows = [line.split() for line in admin.ok("get", "svc", *ns).splitlines()]
+    assert [row[0] for row in rows] == ["NAME", "auto", "fixed"]
+    assert rows[1][4] == f"80:{port['nodePort']}/TCP"
+    assert rows[2][4] == "80:30080/TCP"
+    clash = admin("create", "service", "nodeport", "late", "--tcp=81", "--node-port=30080", *ns)
+    assert clash.returncode == 1
+    assert (
+        'Service "late" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided '
+        "port is already allocated" in clash.stderr
+    )
+    admin.ok("delete", "service", "fixed", *ns)
+    admin.ok("create", "service", "nodeport", "late", "--tcp=81", "--node-port=30080", *ns)

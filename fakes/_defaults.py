@@ -543,6 +543,27 @@ def _secret(request: AdmissionRequest) -> None:
             data[k] = base64.b64encode(v.encode()).decode()
 
 
+def _resource_quota(request: AdmissionRequest) -> None:
+    """status.hard follows spec.hard at once, as the quota controller would set it soon after
+    a real create; status.used is only kept across spec updates (the fake has no quota
+    controller yet, so `kubectl get quota` shows every used amount as 0)."""
+    if request.subresource == "status":
+        return
+    obj = request.object
+    hard = (obj.get("spec") or {}).get("hard")
+    old_status = (request.old or {}).get("status") or {}
+    status: dict[str, Any] = {}
+    if hard:
+        status["hard"] = copy.deepcopy(hard)
+    if request.operation == "UPDATE" and old_status.get("used"):
+        status["used"] = copy.deepcopy(old_status["used"])
+    obj["status"] = status
+
+
+def _priority_class(request: AdmissionRequest) -> None:
+    request.object.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
 def _crd(request: AdmissionRequest) -> None:
     if request.subresource == "status":
         return
@@ -596,6 +617,8 @@ _STEPS: dict[tuple[str, str], Callable[[AdmissionRequest], None]] = {
     ("", "services"): _service,
     ("", "configmaps"): _configmap,
     ("", "secrets"): _secret,
+    ("", "resourcequotas"): _resource_quota,
+    ("scheduling.k8s.io", "priorityclasses"): _priority_class,
 }
 
 

@@ -4,9 +4,10 @@ What this module is for: `kubectl create namespace|configmap|secret|serviceaccou
 deployment` build the object with client-go's typed clientset, which sends it as Kubernetes
 protobuf (the 4-byte magic `k8s\\x00`, then a `runtime.Unknown` whose `raw` is the object's
 `generated.proto` message; so do `kubectl create role|rolebinding|clusterrole|
-clusterrolebinding|job|cronjob|token|service|poddisruptionbudget|ingress` and `kubectl
-auth can-i|whoami`). This module decodes those bodies into the same JSON dict a JSON body would
-give, so the rest of the fake sees no difference. Responses stay JSON (kubectl accepts both).
+clusterrolebinding|job|cronjob|token|service|poddisruptionbudget|ingress|quota|
+priorityclass` and `kubectl auth can-i|whoami`). This module decodes those bodies into the
+same JSON dict a JSON body would give, so the rest of the fake sees no difference.
+Responses stay JSON (kubectl accepts both).
 
 The protobuf wire format is decoded by hand (varints and length-delimited fields; no protobuf
 library is needed for these few kinds), with the field numbers of `k8s.io/api` and
@@ -362,6 +363,32 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
         8: ("timeZone", "string", ""),
     },
     "JobTemplateSpec": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("spec", "msg:JobSpec", "")},
+    # kubectl create quota (core/v1) and create priorityclass (scheduling.k8s.io/v1);
+    # numbers checked against kubernetes/api core/v1 and scheduling/v1 generated.proto.
+    "ResourceQuota": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:ResourceQuotaSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "ResourceQuotaSpec": {
+        1: ("hard", "map:quantity", ""),
+        2: ("scopes", "string", "r"),
+        3: ("scopeSelector", "msg:ScopeSelector", ""),
+    },
+    "ScopeSelector": {1: ("matchExpressions", "msg:ScopedResourceSelectorRequirement", "r")},
+    "ScopedResourceSelectorRequirement": {
+        1: ("scopeName", "string", ""),
+        2: ("operator", "string", ""),
+        3: ("values", "string", "r"),
+    },
+    # `value` has no omitempty in Go (a value of 0 is written), preemptionPolicy is a pointer.
+    "PriorityClass": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("value", "int", "k"),
+        3: ("globalDefault", "bool", ""),
+        4: ("description", "string", ""),
+        5: ("preemptionPolicy", "string", "k"),
+    },
     # networking.k8s.io/v1 (kubectl create ingress); numbers checked against kubernetes/api
     # networking/v1/generated.proto and core/v1/generated.proto (TypedLocalObjectReference).
     "Ingress": {
@@ -425,6 +452,8 @@ _KINDS: Final = {
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
     ("networking.k8s.io/v1", "Ingress"): "Ingress",
+    ("v1", "ResourceQuota"): "ResourceQuota",
+    ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
 }
 
 

@@ -381,3 +381,51 @@ def test_create_service_nodeport_allocates_node_ports(admin: Kubectl) -> None:
     )
     admin.ok("delete", "service", "fixed", *ns)
     admin.ok("create", "service", "nodeport", "late", "--tcp=81", "--node-port=30080", *ns)
+
+
+def test_create_priorityclass_and_quota(admin: Kubectl) -> None:
+    assert admin.ok(
+        "create", "priorityclass", "high", "--value=1000", "--description=for the web tier"
+    ) == ("priorityclass.scheduling.k8s.io/high created\n")
+    admin.ok("create", "priorityclass", "low", "--value=0", "--preemption-policy=Never")
+    high: dict[str, Any] = orjson.loads(admin.ok("get", "priorityclass", "high", "-o", "json"))
+    assert {k: high[k] for k in ("value", "description", "preemptionPolicy")} == {
+        "value": 1000,
+        "description": "for the web tier",
+        "preemptionPolicy": "PreemptLowerPriority",
+    }
+    low: dict[str, Any] = orjson.loads(admin.ok("get", "pc", "low", "-o", "json"))
+    assert (low["value"], low["preemptionPolicy"]) == (0, "Never")
+    rows = [line.split() for line in admin.ok("get", "priorityclass").splitlines()]
+    assert [row[:3] + row[4:] for row in rows] == [
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "PREEMPTIONPOLICY"],
+        ["high", "1000", "false", "PreemptLowerPriority"],
+        ["low", "0", "false", "Never"],
+    ]
+    assert "Description:       for the web tier" in admin.ok("describe", "pc", "high")
+
+    admin.ok("create", "namespace", "quotas")
+    ns = ("-n", "quotas")
+    assert admin.ok("create", "quota", "q", "--hard=cpu=1,memory=1G,pods=2,limits.cpu=2", *ns) == (
+        "resourcequota/q created\n"
+    )
+    quota: dict[str, Any] = orjson.loads(admin.ok("get", "quota", "q", "-o", "json", *ns))
+    hard = {"cpu": "1", "limits.cpu": "2", "memory": "1G", "pods": "2"}
+    assert quota["spec"] == {"hard": hard}
+    assert quota["status"]["hard"] == hard
+    table = admin.ok("get", "quota", *ns).splitlines()
+    assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert table[1].split(None, 2)[2].split("   ") == [
+        "cpu: 0/1, memory: 0/1G, pods: 0/2",
+        "limits.cpu: 0/2",
+    ]
+    assert "pods        0     2" in admin.ok("describe", "quota", "q", *ns)
+    # The schemas are served, so `create -f` validates strictly against them.
+    manifest = (
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: fromfile}\n"
+        "spec: {hard: {pods: '3'}, bogus: 1}\n"
+    )
+    refused = admin("create", "-f", "-", *ns, stdin=manifest)
+    assert refused.returncode == 1
+    assert 'unknown field "spec.bogus"' in refused.stderr
+    admin.ok("create", "-f", "-", *ns, stdin=manifest.replace(", bogus: 1", ""))

@@ -364,7 +364,8 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
     },
     "JobTemplateSpec": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("spec", "msg:JobSpec", "")},
     # kubectl create quota (core/v1) and create priorityclass (scheduling.k8s.io/v1);
-    # numbers checked against kubernetes/api core/v1 and scheduling/v1 generated.proto.
+    # numbers checked against kubernetes/api core/v1/generated.proto and scheduling/v1's
+    # (read in a k8s.io/api v0.26.0 mirror; PriorityClass has not changed since).
     "ResourceQuota": {
         1: ("metadata", "msg:ObjectMeta", ""),
         2: ("spec", "msg:ResourceQuotaSpec", ""),

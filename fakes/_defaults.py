@@ -395,6 +395,107 @@ def _service(request: AdmissionRequest) -> None:
             for key in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
                 if key in old_spec:
                     spec.setdefault(key, old_spec[key])
+    _node_ports(request, spec)
+
+
+# The kube-apiserver's default --service-node-port-range.
+NODE_PORT_RANGE: tuple[int, int] = (30000, 32767)
+
+
+def _needs_node_ports(spec: Mapping[str, Any]) -> bool:
+    kind = spec.get("type")
+    return kind == "NodePort" or (
+        kind == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False
+    )
+
+
+def _node_ports(request: AdmissionRequest, spec: dict[str, Any]) -> None:
+    """Allocate `nodePort`s as the API server's service REST storage does.
+
+    The allocator's state is the store itself (the node ports of every other Service in the
+    cluster), so a deleted Service releases its ports with no bookkeeping. A user-given port
+    is kept if free and in range, else 422 with the real texts
+    (pkg/registry/core/service/portallocator: "provided port is already allocated"). On
+    update a port left empty gets back the old port of the same name
+    (`patchAllocatedValues` in pkg/registry/core/service/storage/storage.go); a change to a
+    type without node ports drops the ones the user did not touch.
+    """
+    ports = [p for p in spec.get("ports") or () if isinstance(p, dict)]
+    old_spec: Mapping[str, Any] = (request.old or {}).get("spec") or {}
+    old_ports = [p for p in old_spec.get("ports") or () if isinstance(p, dict)]
+    if not _needs_node_ports(spec):
+        if _needs_node_ports(old_spec):
+            kept = {p.get("nodePort") for p in old_ports}
+            for port in ports:
+                if port.get("nodePort") in kept:
+                    port.pop("nodePort")
+        return
+    spec.setdefault("externalTrafficPolicy", "Cluster")
+    if _needs_node_ports(old_spec):
+        by_name = {str(p.get("name") or ""): p.get("nodePort") for p in old_ports}
+        given = {p.get("nodePort") for p in ports}
+        for port in ports:
+            old = by_name.get(str(port.get("name") or ""))
+            if not port.get("nodePort") and old and old not in given:
+                port["nodePort"] = old
+    meta = request.object.get("metadata") or {}
+    me = (request.namespace or meta.get("namespace"), meta.get("name"))
+    used: set[int] = set()
+    for entry in request.store.entries(request.resource):
+        other = entry.object()
+        other_meta = other.get("metadata") or {}
+        if (other_meta.get("namespace"), other_meta.get("name")) == me:
+            continue
+        for port in (other.get("spec") or {}).get("ports") or ():
+            if isinstance(port, dict) and port.get("nodePort"):
+                used.add(int(port["nodePort"]))
+    low, high = NODE_PORT_RANGE
+    causes: list[StatusCause] = []
+    mine: dict[int, set[str]] = {}
+    for index, port in enumerate(ports):
+        wanted = port.get("nodePort")
+        if not wanted:
+            continue
+        where = f"spec.ports[{index}].nodePort"
+        protocol = str(port.get("protocol") or "TCP")
+        if not isinstance(wanted, int) or not low <= wanted <= high:
+            causes.append(
+                StatusCause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {wanted}: provided port is not in the valid range. "
+                    f"The range of valid ports is {low}-{high}",
+                    where,
+                )
+            )
+        elif wanted in used:
+            causes.append(
+                StatusCause(
+                    "FieldValueInvalid",
+                    f"Invalid value: {wanted}: provided port is already allocated",
+                    where,
+                )
+            )
+        elif protocol in mine.get(wanted, set()):
+            causes.append(StatusCause("FieldValueDuplicate", f"Duplicate value: {wanted}", where))
+        else:
+            # One Service may use one node port for several protocols (TCP and UDP DNS).
+            mine.setdefault(wanted, set()).add(protocol)
+    if causes:
+        raise _invalid(request, causes)
+    free = high - low + 1 - len(used | set(mine))
+    for port in ports:
+        if port.get("nodePort"):
+            continue
+        if free <= 0:
+            # portallocator.ErrFull, wrapped by allocNodePorts as an internal error.
+            raise StatusError.internal("failed to allocate a nodePort: range is full")
+        while True:
+            candidate = request.store.random.randint(low, high)
+            if candidate not in used and candidate not in mine:
+                break
+        port["nodePort"] = candidate
+        mine[candidate] = {str(port.get("protocol") or "TCP")}
+        free -= 1
 
 
 def _cluster_ip(request: AdmissionRequest) -> str:
@@ -440,6 +541,27 @@ def _secret(request: AdmissionRequest) -> None:
         data = obj.setdefault("data", {})
         for k, v in string_data.items():
             data[k] = base64.b64encode(v.encode()).decode()
+
+
+def _resource_quota(request: AdmissionRequest) -> None:
+    """status.hard follows spec.hard at once, as the quota controller would set it soon after
+    a real create; status.used is only kept across spec updates (the fake has no quota
+    controller yet, so `kubectl get quota` shows every used amount as 0)."""
+    if request.subresource == "status":
+        return
+    obj = request.object
+    hard = (obj.get("spec") or {}).get("hard")
+    old_status = (request.old or {}).get("status") or {}
+    status: dict[str, Any] = {}
+    if hard:
+        status["hard"] = copy.deepcopy(hard)
+    if request.operation == "UPDATE" and old_status.get("used"):
+        status["used"] = copy.deepcopy(old_status["used"])
+    obj["status"] = status
+
+
+def _priority_class(request: AdmissionRequest) -> None:
+    request.object.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
 
 def _crd(request: AdmissionRequest) -> None:
@@ -495,6 +617,8 @@ _STEPS: dict[tuple[str, str], Callable[[AdmissionRequest], None]] = {
     ("", "services"): _service,
     ("", "configmaps"): _configmap,
     ("", "secrets"): _secret,
+    ("", "resourcequotas"): _resource_quota,
+    ("scheduling.k8s.io", "priorityclasses"): _priority_class,
 }
 
 

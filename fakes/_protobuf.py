@@ -4,9 +4,10 @@ What this module is for: `kubectl create namespace|configmap|secret|serviceaccou
 deployment` build the object with client-go's typed clientset, which sends it as Kubernetes
 protobuf (the 4-byte magic `k8s\\x00`, then a `runtime.Unknown` whose `raw` is the object's
 `generated.proto` message; so do `kubectl create role|rolebinding|clusterrole|
-clusterrolebinding|job|cronjob|token|service|poddisruptionbudget` and `kubectl auth
-can-i|whoami`). This module decodes those bodies into the same JSON dict a JSON body would
-give, so the rest of the fake sees no difference. Responses stay JSON (kubectl accepts both).
+clusterrolebinding|job|cronjob|token|service|poddisruptionbudget|ingress|quota|
+priorityclass` and `kubectl auth can-i|whoami`). This module decodes those bodies into the
+same JSON dict a JSON body would give, so the rest of the fake sees no difference.
+Responses stay JSON (kubectl accepts both).
 
 The protobuf wire format is decoded by hand (varints and length-delimited fields; no protobuf
 library is needed for these few kinds), with the field numbers of `k8s.io/api` and
@@ -31,7 +32,10 @@ PROTOBUF: Final = "application/vnd.kubernetes.protobuf"
 MAGIC: Final = b"k8s\x00"
 
 # field number -> (json name, type, flags); type is a scalar name or "msg:<Message>";
-# flags: "r" repeated, "k" keep zero values (pointer fields).
+# flags: "r" repeated, "k" keep zero values (pointer fields), "e" embedded: a Go struct
+# embedded with `json:",inline"` (IngressRule's IngressRuleValue) is its own message on the
+# wire but its fields sit directly on the parent in JSON, so the decoded fields are merged
+# into the parent (the json name is only the Go field's, for error messages).
 Field = tuple[str, str, str]
 _MESSAGES: Final[dict[str, dict[int, Field]]] = {
     "Unknown": {
@@ -359,6 +363,73 @@ _MESSAGES: Final[dict[str, dict[int, Field]]] = {
         8: ("timeZone", "string", ""),
     },
     "JobTemplateSpec": {1: ("metadata", "msg:ObjectMeta", ""), 2: ("spec", "msg:JobSpec", "")},
+    # kubectl create quota (core/v1) and create priorityclass (scheduling.k8s.io/v1);
+    # numbers checked against kubernetes/api core/v1/generated.proto and scheduling/v1's
+    # (read in a k8s.io/api v0.26.0 mirror; PriorityClass has not changed since).
+    "ResourceQuota": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:ResourceQuotaSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "ResourceQuotaSpec": {
+        1: ("hard", "map:quantity", ""),
+        2: ("scopes", "string", "r"),
+        3: ("scopeSelector", "msg:ScopeSelector", ""),
+    },
+    "ScopeSelector": {1: ("matchExpressions", "msg:ScopedResourceSelectorRequirement", "r")},
+    "ScopedResourceSelectorRequirement": {
+        1: ("scopeName", "string", ""),
+        2: ("operator", "string", ""),
+        3: ("values", "string", "r"),
+    },
+    # `value` has no omitempty in Go (a value of 0 is written), preemptionPolicy is a pointer.
+    "PriorityClass": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("value", "int", "k"),
+        3: ("globalDefault", "bool", ""),
+        4: ("description", "string", ""),
+        5: ("preemptionPolicy", "string", "k"),
+    },
+    # networking.k8s.io/v1 (kubectl create ingress); numbers checked against kubernetes/api
+    # networking/v1/generated.proto and core/v1/generated.proto (TypedLocalObjectReference).
+    "Ingress": {
+        1: ("metadata", "msg:ObjectMeta", ""),
+        2: ("spec", "msg:IngressSpec", ""),
+        3: ("status", "msg:Ignored", ""),
+    },
+    "IngressSpec": {
+        1: ("defaultBackend", "msg:IngressBackend", ""),
+        2: ("tls", "msg:IngressTLS", "r"),
+        3: ("rules", "msg:IngressRule", "r"),
+        4: ("ingressClassName", "string", "k"),
+    },
+    "IngressBackend": {
+        3: ("resource", "msg:TypedLocalObjectReference", ""),
+        4: ("service", "msg:IngressServiceBackend", ""),
+    },
+    "IngressServiceBackend": {
+        1: ("name", "string", ""),
+        2: ("port", "msg:ServiceBackendPort", ""),
+    },
+    "ServiceBackendPort": {1: ("name", "string", ""), 2: ("number", "int", "")},
+    "TypedLocalObjectReference": {
+        1: ("apiGroup", "string", "k"),
+        2: ("kind", "string", ""),
+        3: ("name", "string", ""),
+    },
+    "IngressTLS": {1: ("hosts", "string", "r"), 2: ("secretName", "string", "")},
+    # `IngressRuleValue` is embedded inline in IngressRule: `{"host": ..., "http": ...}`.
+    "IngressRule": {
+        1: ("host", "string", ""),
+        2: ("ingressRuleValue", "msg:IngressRuleValue", "e"),
+    },
+    "IngressRuleValue": {1: ("http", "msg:HTTPIngressRuleValue", "")},
+    "HTTPIngressRuleValue": {1: ("paths", "msg:HTTPIngressPath", "r")},
+    "HTTPIngressPath": {
+        1: ("path", "string", ""),
+        2: ("backend", "msg:IngressBackend", ""),
+        3: ("pathType", "string", "k"),
+    },
 }
 _KINDS: Final = {
     ("v1", "ConfigMap"): "ConfigMap",
@@ -381,6 +452,9 @@ _KINDS: Final = {
     ("policy/v1", "PodDisruptionBudget"): "PodDisruptionBudget",
     ("batch/v1", "Job"): "Job",
     ("batch/v1", "CronJob"): "CronJob",
+    ("networking.k8s.io/v1", "Ingress"): "Ingress",
+    ("v1", "ResourceQuota"): "ResourceQuota",
+    ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
 }
 
 
@@ -502,7 +576,11 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
             decoded: Any = decode_message(kind[4:], value)
         else:
             decoded = _scalar(kind, value, where)
-        if "r" in flags:
+        if "e" in flags:
+            if not isinstance(decoded, dict):
+                raise ProtobufError(f"{where}: only a message can be embedded")
+            out.update(decoded)
+        elif "r" in flags:
             out.setdefault(json_name, []).append(decoded)
         elif decoded is not None and (not _zero(decoded) or "k" in flags or kind[:4] == "msg:"):
             # gogo writes every non-pointer field; JSON omits the empty ones (omitempty).

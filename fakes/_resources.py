@@ -365,6 +365,24 @@ def builtin_resources() -> list[ResourceType]:
             generation=True,
             status_subresource=True,
         ),
+        # `kubectl create quota|priorityclass`. No quota controller: status.used is never computed
+        # and nothing is enforced (admission copies spec.hard to status.hard).
+        ResourceType(
+            *core,
+            "resourcequotas",
+            "ResourceQuota",
+            True,
+            short_names=("quota",),
+            status_subresource=True,
+        ),
+        ResourceType(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            False,
+            short_names=("pc",),
+        ),
         ResourceType(*rbac, "roles", "Role", True),
         ResourceType(*rbac, "rolebindings", "RoleBinding", True),
         ResourceType(*rbac, "clusterroles", "ClusterRole", False),

@@ -436,6 +436,31 @@ def _cronjob_cells(p: _Printer, obj: Obj) -> Cells:
     ]
 
 
+def _quota_cells(p: _Printer, obj: Obj) -> Cells:
+    """`printResourceQuota`: `<resource>: <used>/<hard>` pairs sorted by name, `limits.*`
+    in Limit and the rest in Request (a missing used count prints as 0)."""
+    status = _get(obj, "status") or {}
+    hard = status.get("hard") or {}
+    used = status.get("used") or {}
+    request: list[str] = []
+    limit: list[str] = []
+    for resource in sorted(hard):
+        column = limit if resource.split(".")[0] == "limits" and "." in resource else request
+        column.append(f"{resource}: {used.get(resource, '0')}/{hard[resource]}")
+    return [_meta(obj).get("name", ""), p.age(obj), ", ".join(request), ", ".join(limit)]
+
+
+def _priority_class_cells(p: _Printer, obj: Obj) -> Cells:
+    policy = obj.get("preemptionPolicy")
+    return [
+        _meta(obj).get("name", ""),
+        int(obj.get("value") or 0),
+        bool(obj.get("globalDefault")),
+        p.age(obj),
+        "<unset>" if policy is None else str(policy),
+    ]
+
+
 def _service_external_ip(spec: Obj, status: Obj) -> str:
     kind = spec.get("type") or "ClusterIP"
     external = [str(ip) for ip in _list(spec.get("externalIPs"))]
@@ -818,6 +843,54 @@ _KINDS: Final[dict[tuple[str, str], tuple[tuple[Column, ...], Printer]]] = {
             ("Name", "string", "name", 1, _NAME_DOC),
         ),
         _event_cells,
+    ),
+    # kubectl 1.32 pkg/printers/internalversion/printers.go (resourceQuotaColumnDefinitions,
+    # priorityClassColumnDefinitions).
+    ("", "ResourceQuota"): (
+        (
+            NAME,
+            AGE,
+            _col(
+                "Request",
+                doc="Request represents a minimum amount of cpu/memory that a container may "
+                "consume.",
+            ),
+            _col(
+                "Limit",
+                doc="Limits control the maximum amount of cpu/memory that a container may use "
+                "independent of contention on the node.",
+            ),
+        ),
+        _quota_cells,
+    ),
+    ("scheduling.k8s.io", "PriorityClass"): (
+        (
+            NAME,
+            _col(
+                "Value",
+                "integer",
+                doc="value represents the integer value of this priority class. This is the "
+                "actual priority that pods receive when they have the name of this class in "
+                "their pod spec.",
+            ),
+            _col(
+                "Global-Default",
+                "boolean",
+                doc="globalDefault specifies whether this PriorityClass should be considered as "
+                "the default priority for pods that do not have any priority class. Only one "
+                "PriorityClass can be marked as `globalDefault`. However, if more than one "
+                "PriorityClasses exists with their `globalDefault` field set to true, the "
+                "smallest value of such global default PriorityClasses will be used as the "
+                "default priority.",
+            ),
+            AGE,
+            _col(
+                "PreemptionPolicy",
+                doc="preemptionPolicy is the Policy for preempting pods with lower priority. One "
+                "of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.",
+            ),
+        ),
+        _priority_class_cells,
     ),
     ("networking.k8s.io", "Ingress"): (
         (

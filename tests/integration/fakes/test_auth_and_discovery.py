@@ -144,6 +144,7 @@ async def test_legacy_discovery(client: httpx.AsyncClient) -> None:
         "batch",
         "networking.k8s.io",
         "policy",
+        "scheduling.k8s.io",
         "rbac.authorization.k8s.io",
         "coordination.k8s.io",
         "apiextensions.k8s.io",

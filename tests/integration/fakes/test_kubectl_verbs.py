@@ -298,3 +298,134 @@ def test_typed_create_subcommands_send_protobuf_the_fake_decodes(admin: Kubectl)
     assert (np["spec"]["type"], np["spec"]["ports"][0]["targetPort"]) == ("NodePort", "http")
     pdb: dict[str, Any] = orjson.loads(admin.ok("get", "pdb", "pdb", "-o", "json", *ns))
     assert pdb["spec"] == {"minAvailable": "50%", "selector": {"matchLabels": {"app": "web"}}}
+
+
+def test_create_ingress_decodes_the_inlined_rule_value(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "ing")
+    ns = ("-n", "ing")
+    assert admin.ok(
+        "create",
+        "ingress",
+        "simple",
+        "--rule=foo.com/bar=svc1:8080,tls=my-cert",
+        "--class=nginx",
+        "--annotation=team=web",
+        *ns,
+    ) == ("ingress.networking.k8s.io/simple created\n")
+    admin.ok(
+        "create",
+        "ingress",
+        "catchall",
+        "--default-backend=defsvc:http",
+        "--rule=/path*=svc:8080",
+        "--rule=bar.com/*=svc2:http",
+        *ns,
+    )
+    simple: dict[str, Any] = orjson.loads(admin.ok("get", "ingress", "simple", "-o", "json", *ns))
+    assert simple["metadata"]["annotations"] == {"team": "web"}
+    assert simple["spec"] == {
+        "ingressClassName": "nginx",
+        "rules": [
+            {
+                "host": "foo.com",
+                "http": {
+                    "paths": [
+                        {
+                            "backend": {"service": {"name": "svc1", "port": {"number": 8080}}},
+                            "path": "/bar",
+                            "pathType": "Exact",
+                        }
+                    ]
+                },
+            }
+        ],
+        "tls": [{"hosts": ["foo.com"], "secretName": "my-cert"}],
+    }
+    catchall: dict[str, Any] = orjson.loads(
+        admin.ok("get", "ingress", "catchall", "-o", "json", *ns)
+    )
+    assert catchall["spec"]["defaultBackend"] == {
+        "service": {"name": "defsvc", "port": {"name": "http"}}
+    }
+    assert [rule.get("host") for rule in catchall["spec"]["rules"]] == [None, "bar.com"]
+    assert catchall["spec"]["rules"][0]["http"]["paths"][0]["pathType"] == "Prefix"
+    table = [line.split() for line in admin.ok("get", "ingress", *ns).splitlines()]
+    # ADDRESS is empty (no ingress controller), so the split rows are one cell short.
+    assert table[0] == ["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"]
+    assert table[1][:4] == ["catchall", "<none>", "*,bar.com", "80"]
+    assert table[2][:5] == ["simple", "nginx", "foo.com", "80,", "443"]
+    described = admin.ok("describe", "ingress", "simple", *ns)
+    assert "my-cert terminates foo.com" in described
+    assert "Ingress Class:    nginx" in described
+
+
+def test_create_service_nodeport_allocates_node_ports(admin: Kubectl) -> None:
+    admin.ok("create", "namespace", "nodeports")
+    ns = ("-n", "nodeports")
+    # The given port first: a random allocation could otherwise take it (as on a real cluster).
+    admin.ok("create", "service", "nodeport", "fixed", "--tcp=80:8080", "--node-port=30080", *ns)
+    admin.ok("create", "service", "nodeport", "auto", "--tcp=80:8080", *ns)
+    auto: dict[str, Any] = orjson.loads(admin.ok("get", "service", "auto", "-o", "json", *ns))
+    (port,) = auto["spec"]["ports"]
+    assert 30000 <= port["nodePort"] <= 32767
+    assert port["nodePort"] != 30080
+    rows = [line.split() for line in admin.ok("get", "svc", *ns).splitlines()]
+    assert [row[0] for row in rows] == ["NAME", "auto", "fixed"]
+    assert rows[1][4] == f"80:{port['nodePort']}/TCP"
+    assert rows[2][4] == "80:30080/TCP"
+    clash = admin("create", "service", "nodeport", "late", "--tcp=81", "--node-port=30080", *ns)
+    assert clash.returncode == 1
+    assert (
+        'Service "late" is invalid: spec.ports[0].nodePort: Invalid value: 30080: provided '
+        "port is already allocated" in clash.stderr
+    )
+    admin.ok("delete", "service", "fixed", *ns)
+    admin.ok("create", "service", "nodeport", "late", "--tcp=81", "--node-port=30080", *ns)
+
+
+def test_create_priorityclass_and_quota(admin: Kubectl) -> None:
+    assert admin.ok(
+        "create", "priorityclass", "high", "--value=1000", "--description=for the web tier"
+    ) == ("priorityclass.scheduling.k8s.io/high created\n")
+    admin.ok("create", "priorityclass", "low", "--value=0", "--preemption-policy=Never")
+    high: dict[str, Any] = orjson.loads(admin.ok("get", "priorityclass", "high", "-o", "json"))
+    assert {k: high[k] for k in ("value", "description", "preemptionPolicy")} == {
+        "value": 1000,
+        "description": "for the web tier",
+        "preemptionPolicy": "PreemptLowerPriority",
+    }
+    low: dict[str, Any] = orjson.loads(admin.ok("get", "pc", "low", "-o", "json"))
+    assert (low["value"], low["preemptionPolicy"]) == (0, "Never")
+    rows = [line.split() for line in admin.ok("get", "priorityclass").splitlines()]
+    assert [row[:3] + row[4:] for row in rows] == [
+        ["NAME", "VALUE", "GLOBAL-DEFAULT", "PREEMPTIONPOLICY"],
+        ["high", "1000", "false", "PreemptLowerPriority"],
+        ["low", "0", "false", "Never"],
+    ]
+    assert "Description:       for the web tier" in admin.ok("describe", "pc", "high")
+
+    admin.ok("create", "namespace", "quotas")
+    ns = ("-n", "quotas")
+    assert admin.ok("create", "quota", "q", "--hard=cpu=1,memory=1G,pods=2,limits.cpu=2", *ns) == (
+        "resourcequota/q created\n"
+    )
+    quota: dict[str, Any] = orjson.loads(admin.ok("get", "quota", "q", "-o", "json", *ns))
+    hard = {"cpu": "1", "limits.cpu": "2", "memory": "1G", "pods": "2"}
+    assert quota["spec"] == {"hard": hard}
+    assert quota["status"]["hard"] == hard
+    table = admin.ok("get", "quota", *ns).splitlines()
+    assert table[0].split() == ["NAME", "AGE", "REQUEST", "LIMIT"]
+    assert table[1].split(None, 2)[2].split("   ") == [
+        "cpu: 0/1, memory: 0/1G, pods: 0/2",
+        "limits.cpu: 0/2",
+    ]
+    assert "pods        0     2" in admin.ok("describe", "quota", "q", *ns)
+    # The schemas are served, so `create -f` validates strictly against them.
+    manifest = (
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: fromfile}\n"
+        "spec: {hard: {pods: '3'}, bogus: 1}\n"
+    )
+    refused = admin("create", "-f", "-", *ns, stdin=manifest)
+    assert refused.returncode == 1
+    assert 'unknown field "spec.bogus"' in refused.stderr
+    admin.ok("create", "-f", "-", *ns, stdin=manifest.replace(", bogus: 1", ""))
